@@ -1,0 +1,224 @@
+"""``jupyter mlops …`` and ``mlops …``: the same verbs as the ``%mlops`` magic, with ``--json`` for scripts.
+
+The parser and the command table are shared with the magic: both faces parse a command line here, call one
+core function and render what it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from jupyter_mlops.exceptions import InvalidInput, MlopsError
+
+if TYPE_CHECKING:
+    from jupyter_mlops.render import Result
+    from jupyter_mlops.workspace import Workspace
+
+Command = Callable[["Workspace", argparse.Namespace], "Result"]
+
+
+class UsageError(InvalidInput):
+    """The command line does not parse; the message carries the usage of the (sub)command."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: error: {message}")
+
+
+def _pairs(values: Sequence[str] | None, what: str = "tag") -> dict[str, str]:
+    pairs = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"Cannot read the {what} {item!r}: write it as KEY=VALUE (e.g. stage=prod).")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+def _result(value: Any, message: str | None = None) -> Result:
+    from jupyter_mlops.render import Result
+
+    return Result(value, message)
+
+
+def models_register(ws: Workspace, a: argparse.Namespace) -> Result:
+    version = ws.models.register(a.path, a.name, tags=_pairs(a.tag), description=a.description)
+    return _result(version, f"Registered {version.name} version {version.version}.")
+
+
+def models_list(ws: Workspace, a: argparse.Namespace) -> Result:
+    return _result(ws.models.list(a.filter, include_archived=a.all))
+
+
+def models_show(ws: Workspace, a: argparse.Namespace) -> Result:
+    if a.version is None:
+        return _result(ws.models.get_model(a.name))
+    return _result(ws.models.get(a.name, a.version))
+
+
+def models_download(ws: Workspace, a: argparse.Namespace) -> Result:
+    path = ws.models.download(a.name, a.version, a.dest)
+    return _result({"name": a.name, "version": a.version, "path": str(path)}, f"Downloaded to {path}")
+
+
+def models_tag(ws: Workspace, a: argparse.Namespace) -> Result:
+    return _result(ws.models.set_tags(a.name, a.version, _pairs(a.tags)))
+
+
+def models_untag(ws: Workspace, a: argparse.Namespace) -> Result:
+    return _result(ws.models.delete_tags(a.name, a.version, a.keys))
+
+
+def models_alias(ws: Workspace, a: argparse.Namespace) -> Result:
+    if a.delete:
+        ws.models.delete_alias(a.name, a.alias)
+        return _result({"name": a.name, "alias": a.alias, "deleted": True}, f"Removed alias {a.alias}.")
+    if a.version is None:
+        raise UsageError("models alias NAME ALIAS VERSION: give the VERSION the alias should point at.")
+    return _result(ws.models.set_alias(a.name, a.alias, a.version))
+
+
+def models_archive(ws: Workspace, a: argparse.Namespace) -> Result:
+    return _result(ws.models.archive(a.name, a.version, archived=not a.restore))
+
+
+def models_delete(ws: Workspace, a: argparse.Namespace) -> Result:
+    deleted = ws.models.delete(a.name, a.version, force=a.force)
+    return _result(
+        {"name": a.name, "deleted_versions": deleted},
+        f"Deleted {a.name} version(s) {', '.join(map(str, deleted))}.",
+    )
+
+
+def runs_list(ws: Workspace, a: argparse.Namespace) -> Result:
+    return _result(ws.runs.list(a.experiment, max_results=a.max))
+
+
+def runs_show(ws: Workspace, a: argparse.Namespace) -> Result:
+    return _result(ws.runs.get(a.run_id))
+
+
+# -- parser ---------------------------------------------------------------------------------------------------
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes, before or after the subcommand (SUPPRESS keeps an earlier value)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS, help="workspace folder")
+    common.add_argument("--tracking-uri", metavar="URI", default=argparse.SUPPRESS, help="MLflow tracking URI")
+    common.add_argument(
+        "--metadata-uri", metavar="URL", default=argparse.SUPPRESS, help="metadata database (SQLAlchemy URL)"
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    return common
+
+
+def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(prog=prog, description="jupyter-mlops: tracked jobs and the model registry.", parents=[common])
+    groups = parser.add_subparsers(dest="group", metavar="{models,runs}", parser_class=_Parser)
+    groups.required = True
+
+    def command(sub: Any, name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    models = groups.add_parser("models", help="the model registry").add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    models.required = True
+    p = command(models, "register", models_register, "register a file or folder as a new model version")
+    p.add_argument("name")
+    p.add_argument("path", help="a file, a folder, or a runs:/ URI")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    p.add_argument("--description")
+    p = command(models, "list", models_list, "list model versions matching a filter")
+    p.add_argument("filter", nargs="?", help="TagName=TagValue[,...] | TagName | name=PATTERN")
+    p.add_argument("--all", action="store_true", help="include archived versions")
+    p = command(models, "show", models_show, "show a model, or one version of it")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?", help="a number, an alias or 'latest'")
+    p = command(models, "download", models_download, "copy every file of a version into a folder")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("dest")
+    p = command(models, "tag", models_tag, "set tags on a version")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("tags", nargs="+", metavar="KEY=VALUE")
+    p = command(models, "untag", models_untag, "remove tags from a version")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    p = command(models, "alias", models_alias, "point an alias (champion, challenger...) at a version")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", nargs="?")
+    p.add_argument("--delete", action="store_true", help="remove the alias")
+    p = command(models, "archive", models_archive, "hide a version from listings (or --restore it)")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--restore", action="store_true")
+    p = command(models, "delete", models_delete, "delete a version, or the whole model")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?")
+    p.add_argument("--force", action="store_true", help="also remove aliases that point at it")
+
+    runs = groups.add_parser("runs", help="tracked runs").add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    runs.required = True
+    p = command(runs, "list", runs_list, "list recent runs")
+    p.add_argument("--experiment")
+    p.add_argument("--max", type=int, default=50, help="at most this many runs (default 50)")
+    p = command(runs, "show", runs_show, "show one run")
+    p.add_argument("run_id")
+    return parser
+
+
+def parse(argv: Sequence[str], prog: str = "jupyter mlops") -> argparse.Namespace:
+    return build_parser(prog).parse_args(list(argv))
+
+
+def workspace_for(args: argparse.Namespace, default: Workspace | None = None) -> Workspace:
+    """The workspace a command line names, else ``default``, else the process default."""
+    from jupyter_mlops.workspace import Workspace, default_workspace
+
+    root, uri, meta = (getattr(args, k, None) for k in ("workspace", "tracking_uri", "metadata_uri"))
+    if root or uri or meta:
+        return Workspace(root, tracking_uri=uri, metadata_uri=meta)
+    return default or default_workspace()
+
+
+def execute(args: argparse.Namespace, default: Workspace | None = None) -> Result:
+    return args.func(workspace_for(args, default), args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = "mlops" if sys.argv and sys.argv[0].endswith("/mlops") else "jupyter mlops"
+    try:
+        args = parse(argv, prog)
+    except UsageError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    try:
+        result = execute(args)
+    except MlopsError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if getattr(args, "json", False):
+        from jupyter_mlops.render import to_json
+
+        print(to_json(result.value))
+    else:
+        print(result.text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,468 @@
+"""The model registry, on MLflow's registry: register, find, tag, alias, archive, download, guarded delete."""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from jupyter_mlops import _mlflow
+from jupyter_mlops.exceptions import Conflict, InvalidInput, ModelInUseError, NotFound
+from jupyter_mlops.filters import to_mlflow_filter
+from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, public_tags
+
+if TYPE_CHECKING:
+    from jupyter_mlops.workspace import Workspace
+
+CREATED_BY_TAG = "mlops.created_by"
+ARCHIVED_TAG = "mlops.archived"
+FLAVOR_TAG = "mlops.flavor"
+REGISTRATION_EXPERIMENT = "model-registrations"
+T = TypeVar("T")
+
+
+def current_user() -> str:
+    return os.environ.get("MLOPS_USER") or getpass.getuser()
+
+
+class ModelRegistry:
+    """The registry of one workspace. Versions are MLflow model versions; we add no second registry."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+        self._known_models: set[str] = set()
+
+    # -- register ---------------------------------------------------------------------------------------------
+    def register(
+        self,
+        source: Any,
+        name: str,
+        *,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Register ``source`` as the next version of ``name``.
+
+        ``source``: a scikit-learn estimator, an ONNX ``ModelProto``, an ``mlflow.pyfunc.PythonModel``, a
+        ``runs:/`` or ``models:/`` URI, or a local file or folder (every file is kept byte for byte). Inside a
+        job the files go to the job's run, so the version links to the run that trained it.
+        """
+        _check_name(name)
+        tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        if isinstance(source, str) and source.startswith(("runs:/", "models:/")):
+            uri, run_id, flavor = self._resolve_uri_source(source)
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source).expanduser()
+            if not path.exists():
+                raise InvalidInput(
+                    f"Cannot register {name!r}: the path {str(path)!r} does not exist; nothing was registered.",
+                    path=str(path),
+                )
+            uri, run_id = self._upload(path, name)
+            flavor = "mlflow" if (path / "MLmodel").is_file() else "files"
+        else:
+            if _mlflow.model_flavor(source) is None:
+                _mlflow.save_model_object(source, Path("."))  # raises the "supported types" error
+            with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+                flavor = _mlflow.save_model_object(source, Path(tmp) / "model")
+                uri, run_id = self._upload(Path(tmp) / "model", name)
+        version_tags = {**tags, CREATED_BY_TAG: current_user(), FLAVOR_TAG: flavor}
+        created = self._create_version(name, uri, run_id, version_tags, description)
+        return _version_record(created)
+
+    def _resolve_uri_source(self, uri: str) -> tuple[str, str | None, str]:
+        client = self.ws.client
+        if uri.startswith("models:/"):
+            version = self.get(*_parse_models_uri(uri))
+            return version.source, version.run_id, "mlflow"
+        run_id, _, artifact_path = uri[len("runs:/") :].partition("/")
+        with _mlflow.translated_errors(f"run {run_id!r}"):
+            run = client.get_run(run_id)
+            if artifact_path and not client.list_artifacts(run_id, artifact_path):
+                raise InvalidInput(
+                    f"Cannot register {uri!r}: run {run_id} has no artifacts under {artifact_path!r}; "
+                    "nothing was registered.",
+                    uri=uri,
+                )
+        return f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}", run_id, "mlflow"
+
+    def _upload(self, path: Path, name: str) -> tuple[str, str]:
+        """Copy a file or folder into a run's artifacts: the job's run if one is active, else a new one."""
+        from jupyter_mlops.jobs import current_job
+
+        client = self.ws.client
+        job = current_job()
+        with _mlflow.translated_errors(f"uploading the files of {name!r}"):
+            if job is not None and job.ws is self.ws:
+                run_id, artifact_path, own_run = job.run_id, f"models/{name}-{uuid.uuid4().hex[:8]}", False
+            else:
+                run = client.create_run(
+                    self.ws.experiment_id(REGISTRATION_EXPERIMENT),
+                    run_name=f"register-{name}",
+                    tags={"mlflow.user": current_user()},
+                )
+                run_id, artifact_path, own_run = run.info.run_id, "model", True
+            try:
+                if path.is_dir():
+                    client.log_artifacts(run_id, str(path), artifact_path)
+                else:
+                    client.log_artifact(run_id, str(path), artifact_path)
+            except BaseException:
+                if own_run:
+                    client.set_terminated(run_id, "FAILED")
+                raise
+            if own_run:
+                client.set_terminated(run_id, "FINISHED")
+                artifact_uri = run.info.artifact_uri
+            else:
+                artifact_uri = job.artifact_uri
+        return f"{artifact_uri.rstrip('/')}/{artifact_path}", run_id
+
+    def _create_version(
+        self, name: str, source: str, run_id: str | None, tags: dict[str, str], description: str | None
+    ):
+        client = self.ws.client
+        created_model = False
+        with _mlflow.translated_errors(f"registering a version of {name!r}"):
+            if name not in self._known_models:
+                created_model = self._ensure_model(name)
+            try:
+                return _retry_when_locked(
+                    lambda: client.create_model_version(name, source, run_id=run_id, tags=tags, description=description)
+                )
+            except Exception as exc:
+                if not _mlflow.is_not_found(exc):
+                    self._drop_if_empty(name, created_model)
+                    raise
+                # deleted by another process since we cached its name
+                self._known_models.discard(name)
+                created_model = self._ensure_model(name)
+                try:
+                    return _retry_when_locked(
+                        lambda: client.create_model_version(
+                            name, source, run_id=run_id, tags=tags, description=description
+                        )
+                    )
+                except BaseException:
+                    self._drop_if_empty(name, created_model)
+                    raise
+
+    def _ensure_model(self, name: str) -> bool:
+        """Create the registered model unless it exists; True when this call created it."""
+        try:
+            _retry_when_locked(lambda: self.ws.client.create_registered_model(name))
+            created = True
+        except Exception as exc:
+            if not _mlflow.is_already_exists(exc):
+                raise
+            created = False
+        self._known_models.add(name)
+        return created
+
+    def _drop_if_empty(self, name: str, created_here: bool) -> None:
+        """No half-registered model: remove a registered model this call created if no version made it."""
+        if created_here:
+            try:
+                if not self.ws.client.search_model_versions(f"name = '{name}'", max_results=1):
+                    self.ws.client.delete_registered_model(name)
+                    self._known_models.discard(name)
+            except Exception:
+                pass
+
+    # -- read -------------------------------------------------------------------------------------------------
+    def get(self, name: str, version: int | str | None = None) -> ModelVersion:
+        """One version: a number, an alias (``champion``), ``latest``, or None for the latest."""
+        client = self.ws.client
+        with _mlflow.translated_errors(f"model {name!r}"):
+            if version is None or str(version) == "latest":
+                versions = self._versions_of(name)
+                if not versions:
+                    raise NotFound(f"Model {name!r} has no versions.", name=name)
+                return max(versions, key=lambda v: v.version)
+            if str(version).isdigit():
+                try:
+                    return _version_record(client.get_model_version(name, str(version)))
+                except Exception as exc:
+                    if _mlflow.is_not_found(exc):
+                        raise self._not_found(name, version) from exc
+                    raise
+            try:
+                return _version_record(client.get_model_version_by_alias(name, str(version)))
+            except Exception as exc:
+                if _mlflow.is_not_found(exc):
+                    raise self._not_found(name, version) from exc
+                raise
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with _mlflow.translated_errors(f"model {name!r}"):
+            try:
+                model = self.ws.client.get_registered_model(name)
+            except Exception as exc:
+                if _mlflow.is_not_found(exc):
+                    raise self._not_found(name) from exc
+                raise
+        latest = max((int(v.version) for v in model.latest_versions or []), default=None)
+        return RegisteredModel(
+            name=model.name,
+            description=model.description or None,
+            tags=public_tags(model.tags or {}),
+            aliases={alias: int(v) for alias, v in (model.aliases or {}).items()},
+            latest_version=latest,
+            created_at=from_millis(model.creation_timestamp),
+            updated_at=from_millis(model.last_updated_timestamp),
+        )
+
+    def list(self, filter: str | None = None, *, include_archived: bool = False) -> list[ModelVersion]:
+        """Versions matching an Azure-style filter (``stage=prod,team=risk``, ``validated``, ``name=churn*``)."""
+        mlflow_filter = to_mlflow_filter(filter)
+        with _mlflow.translated_errors("searching model versions"):
+            found = _all_pages(lambda token: self.ws.client.search_model_versions(mlflow_filter, page_token=token))
+        records = [_version_record(v) for v in found]
+        if not include_archived:
+            records = [r for r in records if not r.archived]
+        return sorted(records, key=lambda r: (r.name, r.version))
+
+    def list_models(self) -> list[RegisteredModel]:
+        with _mlflow.translated_errors("listing models"):
+            found = _all_pages(lambda token: self.ws.client.search_registered_models(page_token=token))
+        return [
+            RegisteredModel(
+                name=m.name,
+                description=m.description or None,
+                tags=public_tags(m.tags or {}),
+                aliases={alias: int(v) for alias, v in (m.aliases or {}).items()},
+                latest_version=max((int(v.version) for v in m.latest_versions or []), default=None),
+                created_at=from_millis(m.creation_timestamp),
+                updated_at=from_millis(m.last_updated_timestamp),
+            )
+            for m in sorted(found, key=lambda m: m.name)
+        ]
+
+    # -- change -----------------------------------------------------------------------------------------------
+    def set_tags(self, name: str, version: int | str, tags: dict[str, str]) -> ModelVersion:
+        record = self.get(name, version)
+        with _mlflow.translated_errors(f"tagging {name}:{record.version}"):
+            for key, value in tags.items():
+                self.ws.client.set_model_version_tag(name, str(record.version), str(key), str(value))
+        return self.get(name, record.version)
+
+    def delete_tags(self, name: str, version: int | str, keys: Iterable[str]) -> ModelVersion:
+        record = self.get(name, version)
+        missing = [k for k in keys if k not in record.tags]
+        if missing:
+            raise NotFound(
+                f"{name}:{record.version} has no tag {', '.join(map(repr, missing))}; "
+                f"its tags: {', '.join(record.tags) or 'none'}.",
+                missing=missing,
+            )
+        with _mlflow.translated_errors(f"untagging {name}:{record.version}"):
+            for key in keys:
+                self.ws.client.delete_model_version_tag(name, str(record.version), key)
+        return self.get(name, record.version)
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
+        record = self.get(name, version)
+        if str(alias).isdigit() or alias == "latest":
+            raise InvalidInput(f"{alias!r} cannot be an alias: it reads as a version. Choose a name like 'champion'.")
+        with _mlflow.translated_errors(f"alias {alias!r} of {name!r}"):
+            self.ws.client.set_registered_model_alias(name, alias, str(record.version))
+        return self.get(name, record.version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        aliases = self.get_model(name).aliases
+        if alias not in aliases:
+            raise NotFound(f"Model {name!r} has no alias {alias!r}; its aliases: {', '.join(aliases) or 'none'}.")
+        with _mlflow.translated_errors(f"alias {alias!r} of {name!r}"):
+            self.ws.client.delete_registered_model_alias(name, alias)
+
+    def archive(self, name: str, version: int | str, *, archived: bool = True) -> ModelVersion:
+        """Hide a version from listings (kept, downloadable, restorable with ``archived=False``)."""
+        record = self.get(name, version)
+        with _mlflow.translated_errors(f"archiving {name}:{record.version}"):
+            if archived:
+                self.ws.client.set_model_version_tag(name, str(record.version), ARCHIVED_TAG, "true")
+            elif record.archived:
+                self.ws.client.delete_model_version_tag(name, str(record.version), ARCHIVED_TAG)
+        return self.get(name, record.version)
+
+    def download(self, name: str, version: int | str, dest: str | os.PathLike[str]) -> Path:
+        """Copy every file of a version into ``dest`` (created if needed), byte for byte; returns ``dest``."""
+        import mlflow.artifacts
+
+        record = self.get(name, version)
+        dest_path = Path(dest).expanduser().resolve()
+        dest_path.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.TemporaryDirectory(prefix=".mlops-download-", dir=dest_path) as tmp,
+            _mlflow.translated_errors(f"downloading {name}:{record.version}"),
+        ):
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=record.source, dst_path=tmp, tracking_uri=self.ws.tracking_uri
+                )
+            )
+            for item in local.iterdir() if local.is_dir() else [local]:
+                target = dest_path / item.name
+                if target.exists():
+                    raise Conflict(f"Cannot download {name}:{record.version} into {dest_path}: {target} exists.")
+                shutil.move(str(item), target)
+        return dest_path
+
+    def delete(self, name: str, version: int | str | None = None, *, force: bool = False) -> list[int]:
+        """Delete one version, or the whole model when ``version`` is None; returns the versions deleted.
+
+        Refused with ModelInUseError while an active deployment uses it, and while an alias points at it
+        unless ``force`` (then the aliases are removed first, explicitly).
+        """
+        if version is None:
+            self.get_model(name)
+            targets = sorted(v.version for v in self._versions_of(name))
+        else:
+            targets = [self.get(name, version).version]
+        deployments = self.deployments_using(name, None if version is None else targets[0])
+        if deployments:
+            what = name if version is None else f"{name}:{targets[0]}"
+            raise ModelInUseError(
+                f"Cannot delete {what}: it is used by the active deployment(s) {', '.join(deployments)}. "
+                "Move their traffic to another version and delete those deployments first.",
+                deployments=deployments,
+            )
+        aliases = {a: v for a, v in self.get_model(name).aliases.items() if v in targets}
+        if aliases and not force:
+            raise ModelInUseError(
+                f"Cannot delete {name}{'' if version is None else ':' + str(targets[0])}: alias(es) "
+                f"{', '.join(f'{a} -> {v}' for a, v in aliases.items())} point at it. Move the alias(es), or "
+                "pass force=True (--force) to delete them with it.",
+                deployments=[],
+                aliases=list(aliases),
+            )
+        with _mlflow.translated_errors(f"deleting {name}"):
+            for alias in aliases:
+                self.ws.client.delete_registered_model_alias(name, alias)
+            if version is None:
+                self.ws.client.delete_registered_model(name)
+                self._known_models.discard(name)
+            else:
+                self.ws.client.delete_model_version(name, str(targets[0]))
+        return targets
+
+    def deployments_using(self, name: str, version: int | None = None) -> list[str]:
+        """``endpoint/deployment`` of each active deployment serving ``name`` (one version, or any)."""
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.schema import ACTIVE_DEPLOYMENT_STATES, Deployment
+
+        query = select(Deployment).where(Deployment.model_name == name, Deployment.status.in_(ACTIVE_DEPLOYMENT_STATES))
+        if version is not None:
+            query = query.where(Deployment.model_version == int(version))
+        with self.ws.store.session() as session:
+            return sorted(d.qualified_name for d in session.scalars(query))
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def _versions_of(self, name: str) -> list[ModelVersion]:
+        found = _all_pages(lambda token: self.ws.client.search_model_versions(f"name = '{name}'", page_token=token))
+        if not found:
+            self.get_model(name)  # raises NotFound with suggestions when the model does not exist
+        return [_version_record(v) for v in found]
+
+    def _not_found(self, name: str, version: int | str | None = None) -> NotFound:
+        client = self.ws.client
+        if version is not None:
+            try:
+                model = client.get_registered_model(name)
+            except Exception:
+                model = None
+            if model is not None:
+                versions = sorted(v.version for v in self._versions_of(name))
+                aliases = sorted(model.aliases or {})
+                return NotFound(
+                    f"Model {name!r} has no version or alias {str(version)!r}. "
+                    f"Versions: {', '.join(map(str, versions)) or 'none'}"
+                    f"{'; aliases: ' + ', '.join(aliases) if aliases else ''}.",
+                    name=name,
+                    versions=versions,
+                    aliases=aliases,
+                )
+        names = sorted(m.name for m in _all_pages(lambda t: client.search_registered_models(page_token=t)))
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        return NotFound(
+            f"No model named {name!r}.{hint} Registered models: {listed or 'none yet'}.",
+            name=name,
+            suggestions=close,
+            models=names,
+        )
+
+
+def _version_record(v: Any) -> ModelVersion:
+    tags = dict(v.tags or {})
+    return ModelVersion(
+        name=v.name,
+        version=int(v.version),
+        tags=public_tags(tags),
+        aliases=sorted(getattr(v, "aliases", None) or []),
+        description=v.description or None,
+        source=v.source,
+        run_id=v.run_id or None,
+        created_by=tags.get(CREATED_BY_TAG) or v.user_id or None,
+        created_at=from_millis(v.creation_timestamp),
+        archived=tags.get(ARCHIVED_TAG) == "true",
+    )
+
+
+def _all_pages(fetch: Callable[[str | None], Any]) -> list[Any]:
+    items: list[Any] = []
+    token = None
+    while True:
+        page = fetch(token)
+        items.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return items
+
+
+def _retry_when_locked(call: Callable[[], T], attempts: int = 20) -> T:
+    """SQLite answers 'database is locked' when another process holds the write lock: wait and retry."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not _is_lock_error(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) or "database is locked" in text or "locked" in text
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip() or "/" in name or "'" in name or ":" in name:
+        raise InvalidInput(
+            f"{name!r} is not a valid model name: use letters, digits, '-', '_' and '.', without '/', ':' or quotes."
+        )
+
+
+def _parse_models_uri(uri: str) -> tuple[str, str]:
+    rest = uri[len("models:/") :]
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return name, alias
+    name, _, version = rest.partition("/")
+    if not version:
+        raise InvalidInput(f"{uri!r} names no version: use models:/NAME/VERSION or models:/NAME@ALIAS.")
+    return name, version
+
+
+__all__ = ["Conflict", "ModelRegistry"]

@@ -1,0 +1,38 @@
+"""Tables for what MLflow has no place for. Every change here comes with a migration in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Deployment(Base):
+    """A model version served by an endpoint; the registry refuses to delete what an active one uses."""
+
+    __tablename__ = "mlops_deployments"
+    __table_args__ = (UniqueConstraint("endpoint", "name", name="uq_mlops_deployments_endpoint_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(255), nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    model_name: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    model_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.endpoint}/{self.name}"
+
+
+ACTIVE_DEPLOYMENT_STATES = ("creating", "active", "updating")

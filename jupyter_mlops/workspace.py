@@ -1,0 +1,173 @@
+"""Workspace: where runs, models, artifacts and metadata live, and the services that work on them.
+
+Resolution order: explicit arguments, else ``MLOPS_WORKSPACE`` (a folder) or ``MLOPS_TRACKING_URI``, else
+``./mlops-workspace/`` in the current folder (a notebook kernel's current folder is the notebook's). A local
+workspace holds ``mlflow.db`` (MLflow tracking store and registry), ``artifacts/`` and ``mlops.db`` (the metadata
+store); with a remote tracking URI the metadata store is ``MLOPS_METADATA_URI`` (the same database server) or a
+SQLite file in the workspace folder.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops._filelock import FileLock
+from jupyter_mlops.exceptions import InvalidInput
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.jobs import Job, Runs
+    from jupyter_mlops.registry import ModelRegistry
+    from jupyter_mlops.store import MetadataStore
+
+DEFAULT_FOLDER = "mlops-workspace"
+DEFAULT_EXPERIMENT = "notebooks"
+
+
+class Workspace:
+    """Where things live. Build one per process (kernel, server, CLI call) and hand it to the faces."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        tracking_uri: str | None = None,
+        metadata_uri: str | None = None,
+    ) -> None:
+        env_root = os.environ.get("MLOPS_WORKSPACE")
+        env_tracking = os.environ.get("MLOPS_TRACKING_URI")
+        if root is None and tracking_uri is None:
+            root, tracking_uri = env_root, env_tracking
+        self.root = Path(root or DEFAULT_FOLDER).expanduser().resolve()
+        self._ensure_writable_folder(self.root)
+        self.artifact_root = self.root / "artifacts"
+        self.is_local = tracking_uri is None
+        self.tracking_uri = tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+        self.metadata_uri = (
+            metadata_uri or os.environ.get("MLOPS_METADATA_URI") or f"sqlite:///{self.root / 'mlops.db'}"
+        )
+        self._experiments: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Workspace(root={str(self.root)!r}, tracking_uri={self.tracking_uri!r})"
+
+    # -- backends ---------------------------------------------------------------------------------------------
+    @cached_property
+    def client(self) -> MlflowClient:
+        """The explicit MLflow client (no fluent globals); a remote server is checked once, failing fast."""
+        from jupyter_mlops import _mlflow
+
+        _mlflow.check_server(self.tracking_uri)
+        client = _mlflow.make_client(self.tracking_uri)
+        if self.is_local and not (self.root / "mlflow.db").exists():
+            # Creating the SQLite store runs MLflow's migrations: only one process may do that at a time.
+            with (
+                self._file_lock(".mlflow-store.lock"),
+                _mlflow.translated_errors("opening the tracking store"),
+            ):
+                client.search_experiments(max_results=1)
+        return client
+
+    @cached_property
+    def store(self) -> MetadataStore:
+        from jupyter_mlops.store import MetadataStore
+
+        return MetadataStore(self.metadata_uri, lock_dir=self.root)
+
+    # -- services ---------------------------------------------------------------------------------------------
+    @cached_property
+    def models(self) -> ModelRegistry:
+        from jupyter_mlops.registry import ModelRegistry
+
+        return ModelRegistry(self)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from jupyter_mlops.jobs import Runs
+
+        return Runs(self)
+
+    def job(self, **kwargs: Any) -> Job:
+        """A tracked run as a context manager; see :func:`jupyter_mlops.jobs.Job`."""
+        from jupyter_mlops.jobs import Job
+
+        return Job(self, **kwargs)
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def experiment_id(self, name: str | None = None) -> str:
+        """The id of experiment ``name`` (created with its artifacts inside the workspace when new)."""
+        from jupyter_mlops import _mlflow
+
+        name = name or DEFAULT_EXPERIMENT
+        with self._lock:
+            cached = self._experiments.get(name)
+        if cached:
+            return cached
+        with _mlflow.translated_errors(f"experiment {name!r}"):
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                experiment_id = experiment.experiment_id
+            else:
+                location = (self.artifact_root / name).as_uri() if self.is_local else None
+                try:
+                    experiment_id = self.client.create_experiment(name, artifact_location=location)
+                except Exception as exc:
+                    if not _mlflow.is_already_exists(exc):
+                        raise
+                    experiment_id = self.client.get_experiment_by_name(name).experiment_id
+        with self._lock:
+            self._experiments[name] = experiment_id
+        return experiment_id
+
+    def _file_lock(self, name: str) -> FileLock:
+        return FileLock(self.root / name)
+
+    @staticmethod
+    def _ensure_writable_folder(root: Path) -> None:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(
+                f"Cannot create the workspace folder {root}: {exc.strerror}. "
+                "Pass --workspace DIR (or set MLOPS_WORKSPACE) to a folder you can write to.",
+                path=str(root),
+            ) from exc
+        if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
+            raise InvalidInput(
+                f"The workspace folder {root} is not writable. "
+                "Pass --workspace DIR (or set MLOPS_WORKSPACE) to a folder you can write to.",
+                path=str(root),
+            )
+
+
+_default: Workspace | None = None
+_default_lock = threading.Lock()
+
+
+def default_workspace() -> Workspace:
+    """The process-wide workspace the module-level verbs use (built on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Workspace()
+        return _default
+
+
+def use_workspace(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    tracking_uri: str | None = None,
+    metadata_uri: str | None = None,
+) -> Workspace:
+    """Point the module-level verbs (and the magics) at another workspace; returns it."""
+    global _default
+    workspace = Workspace(root, tracking_uri=tracking_uri, metadata_uri=metadata_uri)
+    with _default_lock:
+        _default = workspace
+    return workspace
