@@ -88,7 +88,10 @@ def translated_errors(what: str = "") -> Iterator[None]:
 def is_not_found(exc: BaseException) -> bool:
     from mlflow.exceptions import MlflowException
 
-    return isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+    if not isinstance(exc, MlflowException):
+        return False
+    # an unknown alias comes back as INVALID_PARAMETER_VALUE "... alias X not found"
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in exc.message.lower()
 
 
 def is_already_exists(exc: BaseException) -> bool:

@@ -64,14 +64,13 @@ class Workspace:
         from jupyter_mlops import _mlflow
 
         _mlflow.check_server(self.tracking_uri)
-        client = _mlflow.make_client(self.tracking_uri)
-        if self.is_local and not (self.root / "mlflow.db").exists():
-            # Creating the SQLite store runs MLflow's migrations: only one process may do that at a time.
-            with (
-                self._file_lock(".mlflow-store.lock"),
-                _mlflow.translated_errors("opening the tracking store"),
-            ):
-                client.search_experiments(max_results=1)
+        if not self.is_local or (self.root / "mlflow.db").exists():
+            return _mlflow.make_client(self.tracking_uri)
+        # Creating the SQLite stores runs MLflow's migrations: only one process may do that at a time.
+        with self._file_lock(".mlflow-store.lock"), _mlflow.translated_errors("opening the tracking store"):
+            client = _mlflow.make_client(self.tracking_uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
         return client
 
     @cached_property
