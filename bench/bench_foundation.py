@@ -14,6 +14,7 @@ Everything lives in temporary folders that are removed at the end; nothing is wr
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -101,9 +102,9 @@ def _timed(call: Callable[[], Any]) -> float:
 
 def _child(code: str) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter of this venv; return the JSON it prints last."""
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ.copy()
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({result.returncode}):\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -305,9 +306,11 @@ def bench_job(scratch: Path) -> list[Row]:
         samples["autolog"].append(_timed(job_autolog))
         samples["empty"].append(_timed(empty_cell))
     shell.atexit_operations()  # close IPython's history database before the scratch folder goes
+    atexit.unregister(shell.atexit_operations)
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"[4] %%mlops_job on an empty cell (workspace {ws.root})")
-    print(f"    warm-up %%mlops_job (autolog set-up):  {warmup_ms:.0f} ms")
+    print(f"    warm-up %%mlops_job (autolog set-up; store already open): {warmup_ms:.0f} ms")
+    print("    note: autologging stays on for the process once a job enabled it, so --no-autolog runs with it on")
     labels = {
         "no_autolog": "%%mlops_job --no-autolog",
         "autolog": "%%mlops_job",

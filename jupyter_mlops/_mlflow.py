@@ -7,7 +7,9 @@ exceptions never reach a user untranslated.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import warnings
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -154,6 +156,22 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
+def terminate_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """End a run without MLflow printing "View run ..." links to stdout (our faces print their own output)."""
+    from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+
+    name = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name
+    previous = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        client.set_terminated(run_id, status)
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 def activate_run(tracking_uri: str, run_id: str) -> None:
     """Make ``run_id`` MLflow's active fluent run, so that autologging and ``mlflow.log_*`` calls land in it."""
     import mlflow
@@ -177,6 +195,8 @@ def enable_autolog() -> None:
         import mlflow
 
         mlflow.autolog(log_models=False, log_datasets=False, silent=True)
+        # MLflow's sklearn autologging still calls log_loss(y_pred=...), which scikit-learn 1.9 renamed
+        warnings.filterwarnings("ignore", message="`y_pred` was renamed to `y_proba`", category=FutureWarning)
         _autolog_enabled = True
 
 

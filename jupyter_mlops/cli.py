@@ -7,6 +7,7 @@ core function and render what it returns.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -200,6 +201,8 @@ def execute(args: argparse.Namespace, default: Workspace | None = None) -> Resul
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # stdout carries the command's output (JSON with --json): keep MLflow's "View run" links out of it
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     prog = "mlops" if sys.argv and sys.argv[0].endswith("/mlops") else "jupyter mlops"
     try:
         args = parse(argv, prog)

@@ -117,10 +117,10 @@ class ModelRegistry:
                     client.log_artifact(run_id, str(path), artifact_path)
             except BaseException:
                 if own_run:
-                    client.set_terminated(run_id, "FAILED")
+                    _mlflow.terminate_run(client, run_id, "FAILED")
                 raise
             if own_run:
-                client.set_terminated(run_id, "FINISHED")
+                _mlflow.terminate_run(client, run_id, "FINISHED")
                 artifact_uri = run.info.artifact_uri
             else:
                 artifact_uri = job.artifact_uri
@@ -225,7 +225,8 @@ class ModelRegistry:
         mlflow_filter = to_mlflow_filter(filter)
         with _mlflow.translated_errors("searching model versions"):
             found = _all_pages(lambda token: self.ws.client.search_model_versions(mlflow_filter, page_token=token))
-        records = [_version_record(v) for v in found]
+            aliases = self._aliases_by_version({v.name for v in found})
+        records = [_version_record(v, aliases.get((v.name, int(v.version)))) for v in found]
         if not include_archived:
             records = [r for r in records if not r.archived]
         return sorted(records, key=lambda r: (r.name, r.version))
@@ -369,9 +370,26 @@ class ModelRegistry:
     # -- helpers ----------------------------------------------------------------------------------------------
     def _versions_of(self, name: str) -> list[ModelVersion]:
         found = _all_pages(lambda token: self.ws.client.search_model_versions(f"name = '{name}'", page_token=token))
-        if not found:
-            self.get_model(name)  # raises NotFound with suggestions when the model does not exist
-        return [_version_record(v) for v in found]
+        aliases = self.get_model(name).aliases  # raises NotFound with suggestions when the model does not exist
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(version, []).append(alias)
+        return [_version_record(v, by_version.get(int(v.version))) for v in found]
+
+    def _aliases_by_version(self, names: set[str]) -> dict[tuple[str, int], list[str]]:
+        """MLflow's version search leaves aliases out: read them from the registered models (one query)."""
+        if not names:
+            return {}
+        if len(names) == 1:
+            models = [self.ws.client.get_registered_model(next(iter(names)))]
+        else:
+            models = _all_pages(lambda token: self.ws.client.search_registered_models(page_token=token))
+        result: dict[tuple[str, int], list[str]] = {}
+        for model in models:
+            if model.name in names:
+                for alias, version in (model.aliases or {}).items():
+                    result.setdefault((model.name, int(version)), []).append(alias)
+        return result
 
     def _not_found(self, name: str, version: int | str | None = None) -> NotFound:
         client = self.ws.client
@@ -403,13 +421,13 @@ class ModelRegistry:
         )
 
 
-def _version_record(v: Any) -> ModelVersion:
+def _version_record(v: Any, aliases: list[str] | None = None) -> ModelVersion:
     tags = dict(v.tags or {})
     return ModelVersion(
         name=v.name,
         version=int(v.version),
         tags=public_tags(tags),
-        aliases=sorted(getattr(v, "aliases", None) or []),
+        aliases=sorted(aliases if aliases is not None else (getattr(v, "aliases", None) or [])),
         description=v.description or None,
         source=v.source,
         run_id=v.run_id or None,

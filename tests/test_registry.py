@@ -326,3 +326,16 @@ def test_refused_version_leaves_no_empty_model(workspace: Workspace, model_name,
     # Then no half-registered (empty) model is left behind
     with pytest.raises(NotFound):
         workspace.models.get_model(model_name)
+
+
+def test_listings_show_aliases(workspace: Workspace, model_name, tmp_path):
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"x")
+    workspace.models.register(f, model_name)
+    workspace.models.register(f, model_name)
+    workspace.models.register(f, f"{model_name}-b")
+    workspace.models.set_alias(model_name, "champion", 2)
+    workspace.models.set_alias(f"{model_name}-b", "champion", 1)
+    listed = {(v.name, v.version): v.aliases for v in workspace.models.list(f"name={model_name}*")}
+    assert listed == {(model_name, 1): [], (model_name, 2): ["champion"], (f"{model_name}-b", 1): ["champion"]}
+    assert workspace.models.get(model_name).aliases == ["champion"]  # the latest version
