@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import warnings
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,6 +198,48 @@ def enable_autolog() -> None:
         # MLflow's sklearn autologging still calls log_loss(y_pred=...), which scikit-learn 1.9 renamed
         warnings.filterwarnings("ignore", message="`y_pred` was renamed to `y_proba`", category=FutureWarning)
         _autolog_enabled = True
+
+
+def aliases_of(client: MlflowClient, names: set[str]) -> dict[tuple[str, int], list[str]]:
+    """Aliases of the named models by (name, version).
+
+    MLflow's version search leaves aliases out, and reading registered models computes every model's latest
+    versions too; on a SQL store one query on MLflow's own alias table is all that is needed.
+    """
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    result: dict[tuple[str, int], list[str]] = {}
+    if not names:
+        return result
+    store = client._get_registry_client().store
+    if isinstance(store, SqlAlchemyStore):
+        from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelAlias as Alias
+
+        with store.ManagedSessionMaker() as session:
+            query = session.query(Alias.name, Alias.alias, Alias.version).filter(Alias.name.in_(sorted(names)))
+            for name, alias, version in query:
+                result.setdefault((name, int(version)), []).append(alias)
+        return result
+    for name in names:  # a remote server: the registered model carries its aliases
+        for alias, version in (client.get_registered_model(name).aliases or {}).items():
+            result.setdefault((name, int(version)), []).append(alias)
+    return result
+
+
+@contextlib.contextmanager
+def autologging(enabled: bool) -> Iterator[None]:
+    """Autologging on (enabled once per process) or, for this block only, off."""
+    if enabled:
+        enable_autolog()
+        yield
+        return
+    if not _autolog_enabled:
+        yield
+        return
+    from mlflow.utils.autologging_utils import disable_autologging
+
+    with disable_autologging():
+        yield
 
 
 def dataset_input(df: Any, name: str, context: str, source: str | None):

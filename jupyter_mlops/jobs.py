@@ -8,6 +8,7 @@ run FAILED, stores the traceback and propagates. Jobs nest.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import traceback
@@ -60,6 +61,7 @@ class Job:
         self.artifact_uri = ""
         self.status: str | None = None
         self._token: contextvars.Token[tuple[Job, ...]] | None = None
+        self._exit_stack = contextlib.ExitStack()
 
     def __enter__(self) -> Job:
         client = self.ws.client
@@ -95,8 +97,7 @@ class Job:
             client.log_text(self.run_id, env.requirements, "environment/requirements.txt")
             if git is not None and git.diff:
                 client.log_text(self.run_id, git.diff, "code/uncommitted.diff")
-            if self.autolog:
-                _mlflow.enable_autolog()
+            self._exit_stack.enter_context(_mlflow.autologging(self.autolog))
             _mlflow.activate_run(self.ws.tracking_uri, self.run_id)
         self._token = _current.set((*_current.get(), self))
         return self
@@ -119,6 +120,7 @@ class Job:
                 self.ws.client.log_text(self.run_id, text, "error/traceback.txt")
                 self.ws.client.set_tag(self.run_id, "mlops.error", f"{exc_type.__name__}: {exc}"[:5000])
             _mlflow.deactivate_run(self.status)
+        self._exit_stack.close()
         return False  # never swallow the exception
 
     def log_dataset(self, df: Any, *, name: str, context: str = "training", source: str | None = None) -> str:

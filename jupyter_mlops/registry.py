@@ -225,7 +225,7 @@ class ModelRegistry:
         mlflow_filter = to_mlflow_filter(filter)
         with _mlflow.translated_errors("searching model versions"):
             found = _all_pages(lambda token: self.ws.client.search_model_versions(mlflow_filter, page_token=token))
-            aliases = self._aliases_by_version({v.name for v in found})
+            aliases = _mlflow.aliases_of(self.ws.client, {v.name for v in found})
         records = [_version_record(v, aliases.get((v.name, int(v.version)))) for v in found]
         if not include_archived:
             records = [r for r in records if not r.archived]
@@ -375,21 +375,6 @@ class ModelRegistry:
         for alias, version in aliases.items():
             by_version.setdefault(version, []).append(alias)
         return [_version_record(v, by_version.get(int(v.version))) for v in found]
-
-    def _aliases_by_version(self, names: set[str]) -> dict[tuple[str, int], list[str]]:
-        """MLflow's version search leaves aliases out: read them from the registered models (one query)."""
-        if not names:
-            return {}
-        if len(names) == 1:
-            models = [self.ws.client.get_registered_model(next(iter(names)))]
-        else:
-            models = _all_pages(lambda token: self.ws.client.search_registered_models(page_token=token))
-        result: dict[tuple[str, int], list[str]] = {}
-        for model in models:
-            if model.name in names:
-                for alias, version in (model.aliases or {}).items():
-                    result.setdefault((model.name, int(version)), []).append(alias)
-        return result
 
     def _not_found(self, name: str, version: int | str | None = None) -> NotFound:
         client = self.ws.client

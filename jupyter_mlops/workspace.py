@@ -10,6 +10,7 @@ SQLite file in the workspace folder.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -137,12 +138,15 @@ class Workspace:
                 "Pass --workspace DIR (or set MLOPS_WORKSPACE) to a folder you can write to.",
                 path=str(root),
             ) from exc
-        if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
+        try:  # a real write: permissions, read-only mounts and immutable folders all show up here
+            with tempfile.TemporaryFile(dir=root):
+                pass
+        except OSError as exc:
             raise InvalidInput(
-                f"The workspace folder {root} is not writable. "
+                f"The workspace folder {root} is not writable ({exc.strerror}). "
                 "Pass --workspace DIR (or set MLOPS_WORKSPACE) to a folder you can write to.",
                 path=str(root),
-            )
+            ) from exc
 
 
 _default: Workspace | None = None

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from jupyter_mlops import Workspace
+from jupyter_mlops import workspace as workspace_module
 from tests.services import MlflowServer, Postgres, ServiceUnavailable
 
 
@@ -19,6 +20,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLOPS_USER", "tester")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.setattr(workspace_module, "_default", None)  # each test builds its own default workspace
 
 
 @pytest.fixture

@@ -88,8 +88,12 @@ class Postgres:
             raise ServiceUnavailable(f"initdb failed: {result.stderr.strip()[-500:]}")
         options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
         result = subprocess.run(
-            _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-o", options, "-w"])
-            + ["start"],
+            [
+                *_as_postgres(
+                    [str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-o", options, "-w"]
+                ),
+                "start",
+            ],
             capture_output=True,
             text=True,
         )

@@ -138,8 +138,8 @@ def test_concurrent_registration_from_two_processes(workspace: Workspace, model_
             import sys
             from pathlib import Path
             from jupyter_mlops import Workspace
-            ws = Workspace({str(workspace.root)!r}, tracking_uri={None if workspace.is_local else workspace.tracking_uri!r},
-                           metadata_uri={workspace.metadata_uri!r})
+            ws = Workspace({str(workspace.root)!r}, metadata_uri={workspace.metadata_uri!r},
+                           tracking_uri={None if workspace.is_local else workspace.tracking_uri!r})
             f = Path(sys.argv[1]); f.write_text(sys.argv[1])
             for _ in range(5):
                 print(ws.models.register(f, {model_name!r}).version, flush=True)
@@ -147,9 +147,7 @@ def test_concurrent_registration_from_two_processes(workspace: Workspace, model_
         )
     )
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / f"w{i}.bin")], stdout=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / f"w{i}.bin")], stdout=subprocess.PIPE, text=True)
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
@@ -219,9 +217,7 @@ def test_tags_aliases_and_archive(workspace: Workspace, model_name, tmp_path):
 
 def _add_deployment(ws: Workspace, model: str, version: int, endpoint: str, name: str, status="active") -> None:
     with ws.store.session() as session:
-        session.add(
-            Deployment(endpoint=endpoint, name=name, model_name=model, model_version=version, status=status)
-        )
+        session.add(Deployment(endpoint=endpoint, name=name, model_name=model, model_version=version, status=status))
 
 
 def test_delete_refused_while_deployed(workspace: Workspace, model_name, tmp_path):

@@ -1,0 +1,47 @@
+"""The public surface: what `import jupyter_mlops` promises."""
+
+import subprocess
+import sys
+
+import jupyter_mlops
+
+
+def test_all_is_exactly_the_public_surface():
+    assert sorted(jupyter_mlops.__all__) == [
+        "BackendUnavailable",
+        "Conflict",
+        "FilterSyntaxError",
+        "InvalidInput",
+        "MlopsError",
+        "ModelInUseError",
+        "NotFound",
+        "Workspace",
+        "__version__",
+        "default_workspace",
+        "job",
+        "load_ipython_extension",
+        "log_dataset",
+        "models",
+        "register_model",
+        "runs",
+        "use_workspace",
+    ]
+    for name in jupyter_mlops.__all__:
+        if name not in ("models", "runs"):  # resolved lazily against the default workspace
+            assert hasattr(jupyter_mlops, name), name
+
+
+def test_import_is_light():
+    code = (
+        "import sys, jupyter_mlops; "
+        "print([m for m in ('mlflow', 'pandas', 'IPython', 'sqlalchemy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_errors_carry_http_statuses():
+    assert jupyter_mlops.InvalidInput("x").http_status == 400
+    assert jupyter_mlops.NotFound("x").http_status == 404
+    assert jupyter_mlops.ModelInUseError("x", deployments=["e/d"]).http_status == 409
+    assert jupyter_mlops.BackendUnavailable("x").http_status == 503
