@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: error: {message}")
 
 
-def _pairs(values: Sequence[str] | None, what: str = "tag") -> dict[str, str]:
+def pairs(values: Sequence[str] | None, what: str = "tag") -> dict[str, str]:
     pairs = {}
     for item in values or []:
         key, sep, value = item.partition("=")
@@ -41,67 +41,67 @@ def _pairs(values: Sequence[str] | None, what: str = "tag") -> dict[str, str]:
 
 
 # -- commands -------------------------------------------------------------------------------------------------
-def _result(value: Any, message: str | None = None) -> Result:
+def result(value: Any, message: str | None = None, *, exit_code: int = 0) -> Result:
     from jupyter_mlops.render import Result
 
-    return Result(value, message)
+    return Result(value, message, exit_code=exit_code)
 
 
 def models_register(ws: Workspace, a: argparse.Namespace) -> Result:
-    version = ws.models.register(a.path, a.name, tags=_pairs(a.tag), description=a.description)
-    return _result(version, f"Registered {version.name} version {version.version}.")
+    version = ws.models.register(a.path, a.name, tags=pairs(a.tag), description=a.description)
+    return result(version, f"Registered {version.name} version {version.version}.")
 
 
 def models_list(ws: Workspace, a: argparse.Namespace) -> Result:
-    return _result(ws.models.list(a.filter, include_archived=a.all))
+    return result(ws.models.list(a.filter, include_archived=a.all))
 
 
 def models_show(ws: Workspace, a: argparse.Namespace) -> Result:
     if a.version is None:
-        return _result(ws.models.get_model(a.name))
-    return _result(ws.models.get(a.name, a.version))
+        return result(ws.models.get_model(a.name))
+    return result(ws.models.get(a.name, a.version))
 
 
 def models_download(ws: Workspace, a: argparse.Namespace) -> Result:
     path = ws.models.download(a.name, a.version, a.dest)
-    return _result({"name": a.name, "version": a.version, "path": str(path)}, f"Downloaded to {path}")
+    return result({"name": a.name, "version": a.version, "path": str(path)}, f"Downloaded to {path}")
 
 
 def models_tag(ws: Workspace, a: argparse.Namespace) -> Result:
-    return _result(ws.models.set_tags(a.name, a.version, _pairs(a.tags)))
+    return result(ws.models.set_tags(a.name, a.version, pairs(a.tags)))
 
 
 def models_untag(ws: Workspace, a: argparse.Namespace) -> Result:
-    return _result(ws.models.delete_tags(a.name, a.version, a.keys))
+    return result(ws.models.delete_tags(a.name, a.version, a.keys))
 
 
 def models_alias(ws: Workspace, a: argparse.Namespace) -> Result:
     if a.delete:
         ws.models.delete_alias(a.name, a.alias)
-        return _result({"name": a.name, "alias": a.alias, "deleted": True}, f"Removed alias {a.alias}.")
+        return result({"name": a.name, "alias": a.alias, "deleted": True}, f"Removed alias {a.alias}.")
     if a.version is None:
         raise UsageError("models alias NAME ALIAS VERSION: give the VERSION the alias should point at.")
-    return _result(ws.models.set_alias(a.name, a.alias, a.version))
+    return result(ws.models.set_alias(a.name, a.alias, a.version))
 
 
 def models_archive(ws: Workspace, a: argparse.Namespace) -> Result:
-    return _result(ws.models.archive(a.name, a.version, archived=not a.restore))
+    return result(ws.models.archive(a.name, a.version, archived=not a.restore))
 
 
 def models_delete(ws: Workspace, a: argparse.Namespace) -> Result:
     deleted = ws.models.delete(a.name, a.version, force=a.force)
-    return _result(
+    return result(
         {"name": a.name, "deleted_versions": deleted},
         f"Deleted {a.name} version(s) {', '.join(map(str, deleted))}.",
     )
 
 
 def runs_list(ws: Workspace, a: argparse.Namespace) -> Result:
-    return _result(ws.runs.list(a.experiment, max_results=a.max))
+    return result(ws.runs.list(a.experiment, max_results=a.max))
 
 
 def runs_show(ws: Workspace, a: argparse.Namespace) -> Result:
-    return _result(ws.runs.get(a.run_id))
+    return result(ws.runs.get(a.run_id))
 
 
 # -- parser ---------------------------------------------------------------------------------------------------
@@ -117,21 +117,41 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
-    common = _common_options()
-    parser = _Parser(prog=prog, description="jupyter-mlops: tracked jobs and the model registry.", parents=[common])
-    groups = parser.add_subparsers(dest="group", metavar="{models,runs}", parser_class=_Parser)
-    groups.required = True
+class Commands:
+    """Builds command groups; feature modules add theirs through ``add_commands(commands)``."""
 
-    def command(sub: Any, name: str, func: Command, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=[common])
+    def __init__(self, groups: Any, common: argparse.ArgumentParser) -> None:
+        self._groups = groups
+        self._common = common
+
+    def group(self, name: str, help: str) -> Any:
+        sub = self._groups.add_parser(name, help=help, description=help).add_subparsers(
+            dest="command", metavar="COMMAND", parser_class=_Parser
+        )
+        sub.required = True
+        return sub
+
+    def command(self, group: Any, name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        p = group.add_parser(name, help=help, description=help, parents=[self._common])
         p.set_defaults(func=func)
         return p
 
-    models = groups.add_parser("models", help="the model registry").add_subparsers(
-        dest="command", metavar="COMMAND", parser_class=_Parser
-    )
-    models.required = True
+
+# Modules that add command groups (each must import cheaply: heavy imports go inside the command functions).
+FEATURE_COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
+    import importlib
+
+    common = _common_options()
+    parser = _Parser(prog=prog, description="jupyter-mlops: the model lifecycle from a notebook.", parents=[common])
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", parser_class=_Parser)
+    groups.required = True
+    commands = Commands(groups, common)
+    command = commands.command
+
+    models = commands.group("models", "the model registry")
     p = command(models, "register", models_register, "register a file or folder as a new model version")
     p.add_argument("name")
     p.add_argument("path", help="a file, a folder, or a runs:/ URI")
@@ -169,15 +189,14 @@ def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
     p.add_argument("version", nargs="?")
     p.add_argument("--force", action="store_true", help="also remove aliases that point at it")
 
-    runs = groups.add_parser("runs", help="tracked runs").add_subparsers(
-        dest="command", metavar="COMMAND", parser_class=_Parser
-    )
-    runs.required = True
+    runs = commands.group("runs", "tracked runs")
     p = command(runs, "list", runs_list, "list recent runs")
     p.add_argument("--experiment")
     p.add_argument("--max", type=int, default=50, help="at most this many runs (default 50)")
     p = command(runs, "show", runs_show, "show one run")
     p.add_argument("run_id")
+    for module in FEATURE_COMMANDS:
+        importlib.import_module(module).add_commands(commands)
     return parser
 
 
@@ -220,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(to_json(result.value))
     else:
         print(result.text())
-    return 0
+    return result.exit_code
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class MlopsMagics(Magics):
     @cell_magic
     def mlops_job(self, line: str, cell: str) -> Any:
         """Run the cell as a tracked MLflow run; an exception fails the run and is raised into the cell."""
-        from jupyter_mlops.cli import _pairs
+        from jupyter_mlops.cli import pairs
         from jupyter_mlops.workspace import Workspace, default_workspace
 
         args = parse_argstring(self.mlops_job, line)
@@ -37,7 +37,7 @@ class MlopsMagics(Magics):
         job = ws.job(
             experiment=args.experiment,
             name=args.name,
-            tags=_pairs(args.tag),
+            tags=pairs(args.tag),
             source=cell,
             notebook=self._notebook_path(),
             autolog=not args.no_autolog,

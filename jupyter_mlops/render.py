@@ -54,9 +54,10 @@ def cell(value: Any) -> str:
 class Result:
     """What a command returns to a face: text in a terminal, an HTML table in a notebook."""
 
-    def __init__(self, value: Any, message: str | None = None) -> None:
+    def __init__(self, value: Any, message: str | None = None, *, exit_code: int = 0) -> None:
         self.value = value
         self.message = message
+        self.exit_code = exit_code  # non-zero: the command ran but what it ran did not succeed
 
     def rows(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         items = self.value if isinstance(self.value, list) else [self.value]
