@@ -52,13 +52,13 @@ def environment() -> Environment:
 
 def git_state(folder: Path) -> GitState | None:
     """The commit, branch and uncommitted diff of the repository holding ``folder``; None outside git."""
-    commit = _git(folder, "rev-parse", "HEAD")
-    if commit is None:
+    head = _git(folder, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+    if head is None:
         return None
-    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    commit, _, branch = head.partition("\n")
     remote = _git(folder, "config", "--get", "remote.origin.url")
     diff = _git(folder, "diff", "HEAD", strip=False) or ""
-    return GitState(commit=commit, branch=None if branch == "HEAD" else branch, remote=remote or None, diff=diff)
+    return GitState(commit=commit, branch=None if branch in ("HEAD", "") else branch, remote=remote or None, diff=diff)
 
 
 def _git(folder: Path, *args: str, strip: bool = True) -> str | None:
