@@ -138,7 +138,9 @@ class Commands:
 
 
 # Modules that add command groups (each must import cheaply: heavy imports go inside the command functions).
-FEATURE_COMMANDS: tuple[str, ...] = ()
+FEATURE_COMMANDS: tuple[str, ...] = (
+    "jupyter_mlops.events.commands",
+)
 
 
 def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from jupyter_mlops import _mlflow, snapshot
 from jupyter_mlops.exceptions import InvalidInput
 from jupyter_mlops.records import Run, from_millis, public_tags
 from jupyter_mlops.registry import current_user
+from jupyter_mlops.workspace import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
     from jupyter_mlops.records import ModelVersion
@@ -121,7 +122,19 @@ class Job:
                 self.ws.client.set_tag(self.run_id, "mlops.error", f"{exc_type.__name__}: {exc}"[:5000])
             _mlflow.deactivate_run(self.status)
         self._exit_stack.close()
+        self._emit_outcome(exc)
         return False  # never swallow the exception
+
+    def _emit_outcome(self, exc: BaseException | None) -> None:
+        from jupyter_mlops.events import envelope
+
+        experiment = self.experiment or DEFAULT_EXPERIMENT
+        data = envelope.run_completed(
+            self.ws.experiment_id(self.experiment), experiment, self.run_id, "job", self.tags, status=self.status
+        )
+        if exc is not None:
+            data["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        self.ws.events.emit("run.completed" if self.status == "FINISHED" else "run.failed", f"runs/{self.run_id}", data)
 
     def log_dataset(self, df: Any, *, name: str, context: str = "training", source: str | None = None) -> str:
         """Record a pandas DataFrame as an input of this run; returns its content digest."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_mlops import _mlflow
+from jupyter_mlops.events import envelope
 from jupyter_mlops.exceptions import Conflict, InvalidInput, ModelInUseError, NotFound
 from jupyter_mlops.filters import to_mlflow_filter
 from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, public_tags
@@ -75,8 +76,15 @@ class ModelRegistry:
                 flavor = _mlflow.save_model_object(source, Path(tmp) / "model")
                 uri, run_id = self._upload(Path(tmp) / "model", name)
         version_tags = {**tags, CREATED_BY_TAG: current_user(), FLAVOR_TAG: flavor}
-        created = self._create_version(name, uri, run_id, version_tags, description)
-        return _version_record(created)
+        created = _version_record(self._create_version(name, uri, run_id, version_tags, description))
+        self.ws.events.emit(
+            "model.registered",
+            f"models/{name}/versions/{created.version}",
+            envelope.model_registered(
+                name, created.version, created.tags, description, runId=run_id, source=uri, createdBy=created.created_by
+            ),
+        )
+        return created
 
     def _resolve_uri_source(self, uri: str) -> tuple[str, str | None, str]:
         client = self.ws.client
@@ -274,7 +282,9 @@ class ModelRegistry:
         if str(alias).isdigit() or alias == "latest":
             raise InvalidInput(f"{alias!r} cannot be an alias: it reads as a version. Choose a name like 'champion'.")
         with _mlflow.translated_errors(f"alias {alias!r} of {name!r}"):
+            previous = self.get_model(name).aliases.get(alias)
             self.ws.client.set_registered_model_alias(name, alias, str(record.version))
+        self._alias_changed(name, alias, record.version, previous)
         return self.get(name, record.version)
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -283,6 +293,19 @@ class ModelRegistry:
             raise NotFound(f"Model {name!r} has no alias {alias!r}; its aliases: {', '.join(aliases) or 'none'}.")
         with _mlflow.translated_errors(f"alias {alias!r} of {name!r}"):
             self.ws.client.delete_registered_model_alias(name, alias)
+        self._alias_changed(name, alias, None, aliases[alias])
+
+    def _alias_changed(self, name: str, alias: str, version: int | None, previous: int | None) -> None:
+        self.ws.events.emit(
+            "model.alias_changed",
+            f"models/{name}/aliases/{alias}",
+            {
+                "modelName": name,
+                "alias": alias,
+                "modelVersion": None if version is None else str(version),
+                "previousVersion": None if previous is None else str(previous),
+            },
+        )
 
     def archive(self, name: str, version: int | str, *, archived: bool = True) -> ModelVersion:
         """Hide a version from listings (kept, downloadable, restorable with ``archived=False``)."""
@@ -353,6 +376,13 @@ class ModelRegistry:
                 self._known_models.discard(name)
             else:
                 self.ws.client.delete_model_version(name, str(targets[0]))
+        for alias, version in aliases.items():
+            self._alias_changed(name, alias, None, version)
+        self.ws.events.emit(
+            "model.deleted",
+            f"models/{name}" if version is None else f"models/{name}/versions/{targets[0]}",
+            {"modelName": name, "modelVersions": [str(v) for v in targets], "wholeModel": version is None},
+        )
         return targets
 
     def deployments_using(self, name: str, version: int | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from datetime import datetime
@@ -14,6 +15,12 @@ COLUMNS: dict[type, tuple[str, ...]] = {
     RegisteredModel: ("name", "latest_version", "aliases", "tags", "description"),
     Run: ("run_id", "name", "experiment", "status", "duration_s", "metrics", "start_time"),
 }
+
+
+def columns_of(record_type: type) -> tuple[str, ...]:
+    """The table columns of a record type: its ``table_columns``, a known set, or every field."""
+    declared = getattr(record_type, "table_columns", None) or COLUMNS.get(record_type)
+    return tuple(declared or (f.name for f in dataclasses.fields(record_type)))
 
 
 def to_json(result: Any) -> str:
@@ -63,7 +70,7 @@ class Result:
         items = self.value if isinstance(self.value, list) else [self.value]
         if not items or not isinstance(items[0], Record):
             return (), []
-        columns = COLUMNS[type(items[0])]
+        columns = columns_of(type(items[0]))
         if not isinstance(self.value, list):  # one record: every field, as key/value rows
             data = items[0].to_dict()
             return ("field", "value"), [(k, cell(getattr(items[0], k, v))) for k, v in data.items()]

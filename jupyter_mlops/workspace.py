@@ -22,6 +22,7 @@ from jupyter_mlops.exceptions import InvalidInput
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from jupyter_mlops.events import Events
     from jupyter_mlops.jobs import Job, Runs
     from jupyter_mlops.registry import ModelRegistry
     from jupyter_mlops.store import MetadataStore
@@ -92,6 +93,12 @@ class Workspace:
         from jupyter_mlops.jobs import Runs
 
         return Runs(self)
+
+    @cached_property
+    def events(self) -> Events:
+        from jupyter_mlops.events import Events
+
+        return Events(self)
 
     def job(self, **kwargs: Any) -> Job:
         """A tracked run as a context manager; see :func:`jupyter_mlops.jobs.Job`."""

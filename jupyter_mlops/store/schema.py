@@ -36,3 +36,25 @@ class Deployment(Base):
 
 
 ACTIVE_DEPLOYMENT_STATES = ("creating", "active", "updating")
+
+
+class Environment(Base):
+    """One version (content hash) of an environment spec and the state of its venv + kernelspec build."""
+
+    __tablename__ = "mlops_environments"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_mlops_environments_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    version: Mapped[str] = mapped_column(String(64), nullable=False)  # sha256 of the normalised spec
+    spec: Mapped[str] = mapped_column(String, nullable=False)  # JSON: python, requirements, source
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="registered")
+    venv_path: Mapped[str | None] = mapped_column(String, nullable=True)
+    kernel_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lock: Mapped[str | None] = mapped_column(String, nullable=True)  # ``pip freeze`` of the built venv
+    error: Mapped[str | None] = mapped_column(String, nullable=True)  # why the last build failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    built_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+ENVIRONMENT_STATES = ("registered", "building", "ready", "failed")

@@ -1,0 +1,229 @@
+"""Delivery of logged events to subscribers: claim what is due, send, record the outcome.
+
+At least once: a delivery is claimed with a lease before sending, so a process that dies mid-way leaves it to
+be retried when the lease runs out; receivers deduplicate on the event id (the ``webhook-id`` header). Failures
+back off exponentially; after ``max_attempts`` the delivery is dead-lettered (``replay`` queues it again).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops.events.envelope import Event, structured_http
+
+if TYPE_CHECKING:
+    from jupyter_mlops.events import Events
+    from jupyter_mlops.store.events import DeliveryRecord, SubscriptionRecord
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=60)
+BATCH = 500
+MAX_BACKOFF_S = 300.0
+EXIT_FLUSH_S = 5.0
+
+
+def backoff(attempts: int) -> timedelta:
+    """0.5 s, 1 s, 2 s, ... capped at five minutes."""
+    return timedelta(seconds=min(MAX_BACKOFF_S, 0.5 * 2 ** max(0, attempts - 1)))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Deliverer:
+    """Sends due deliveries, in the background of the emitting process or on demand (``deliver``)."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._session: Any = None
+
+    # -- background ---------------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="mlops-event-delivery", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush, EXIT_FLUSH_S)
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                next_due = self.deliver_due()
+            except Exception:  # the store may be briefly unavailable: try again later
+                log.exception("event delivery failed; retrying in 5 s")
+                next_due = _now() + timedelta(seconds=5)
+            wait = 30.0 if next_due is None else max(0.05, (next_due - _now()).total_seconds())
+            self._wake.wait(timeout=min(wait, 30.0))
+
+    def flush(self, timeout: float) -> None:
+        """Deliver whatever is due now before the process exits (bounded), so a short script loses nothing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            next_due = self.deliver_due()
+            if next_due is None or next_due > _now() + timedelta(seconds=max(0.0, deadline - time.monotonic())):
+                return
+            time.sleep(max(0.0, min(0.2, (next_due - _now()).total_seconds())))
+
+    # -- one pass -----------------------------------------------------------------------------------------------
+    def deliver_due(self) -> datetime | None:
+        """Send every due delivery; returns when the next pending one is due (None: nothing pending)."""
+        with self._send_lock:
+            while True:
+                claimed = self._claim()
+                if not claimed:
+                    break
+                outcomes = [(delivery_id, self._send(sub, event)) for delivery_id, sub, event in claimed]
+                self._record(outcomes, {d: s for d, s, _ in claimed})
+            return self._next_due()
+
+    def _claim(self) -> list[tuple[int, SubscriptionRecord, Event]]:
+        from sqlalchemy import or_, select, update
+
+        from jupyter_mlops.store.events import DeliveryRecord, EventRecord, SubscriptionRecord
+
+        now = _now()
+        local_callbacks = set(self.events.callbacks)
+        claimed = []
+        with self.events.ws.store.session() as session:
+            rows = session.execute(
+                select(DeliveryRecord, SubscriptionRecord, EventRecord)
+                .join(SubscriptionRecord, DeliveryRecord.subscription_id == SubscriptionRecord.id)
+                .join(EventRecord, DeliveryRecord.event_seq == EventRecord.seq)
+                .where(
+                    DeliveryRecord.status == "pending",
+                    DeliveryRecord.next_attempt_at <= now,
+                    or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now),
+                    SubscriptionRecord.active.is_(True),
+                )
+                .order_by(DeliveryRecord.event_seq)
+                .limit(BATCH)
+            ).all()
+            for delivery, sub, event in rows:
+                if sub.kind == "callback" and sub.target not in local_callbacks:
+                    continue  # only the process that holds the callback can deliver to it
+                taken = session.execute(
+                    update(DeliveryRecord)
+                    .where(
+                        DeliveryRecord.id == delivery.id,
+                        DeliveryRecord.status == "pending",
+                        or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now),
+                    )
+                    .values(lease_until=now + LEASE)
+                )
+                if taken.rowcount == 1:
+                    claimed.append((delivery.id, sub, self.events.to_event(event)))
+        return claimed
+
+    def _record(self, outcomes: list[tuple[int, str | None]], subs: dict[int, SubscriptionRecord]) -> None:
+        from sqlalchemy import update
+
+        from jupyter_mlops.store.events import DeliveryRecord
+
+        now = _now()
+        with self.events.ws.store.session() as session:
+            delivered = [d for d, error in outcomes if error is None]
+            if delivered:
+                session.execute(
+                    update(DeliveryRecord)
+                    .where(DeliveryRecord.id.in_(delivered))
+                    .values(status="delivered", delivered_at=now, lease_until=None, last_error=None)
+                )
+            for delivery_id, error in outcomes:
+                if error is None:
+                    continue
+                record: DeliveryRecord = session.get(DeliveryRecord, delivery_id)
+                record.attempts += 1
+                record.last_error = error[:2000]
+                record.lease_until = None
+                if record.attempts >= subs[delivery_id].max_attempts:
+                    record.status = "dead"
+                    log.warning("event delivery to %s dead-lettered: %s", subs[delivery_id].name, error)
+                else:
+                    record.next_attempt_at = now + backoff(record.attempts)
+
+    def _next_due(self) -> datetime | None:
+        from sqlalchemy import func, select
+
+        from jupyter_mlops.store.events import DeliveryRecord, SubscriptionRecord
+
+        with self.events.ws.store.session() as session:
+            query = (
+                select(func.min(DeliveryRecord.next_attempt_at))
+                .join(SubscriptionRecord, DeliveryRecord.subscription_id == SubscriptionRecord.id)
+                .where(DeliveryRecord.status == "pending", SubscriptionRecord.active.is_(True))
+            )
+            callbacks = set(self.events.callbacks)
+            query = query.where((SubscriptionRecord.kind != "callback") | SubscriptionRecord.target.in_(callbacks))
+            due = session.scalar(query)
+        return None if due is None else _aware(due)
+
+    # -- transports ---------------------------------------------------------------------------------------------
+    def _send(self, sub: SubscriptionRecord, event: Event) -> str | None:
+        """Deliver one event; None on success, else the reason (kept in the delivery log)."""
+        try:
+            if sub.kind == "webhook":
+                return self._send_webhook(sub, event)
+            if sub.kind == "email":
+                return self._send_email(sub, event)
+            if sub.kind == "callback":
+                callback: Callable[[Event], Any] = self.events.callbacks[sub.target]
+                callback(event)
+                return None
+            return f"unknown subscription kind {sub.kind!r}"
+        except Exception as exc:  # any failure of a subscriber is recorded and retried, never raised
+            return f"{type(exc).__name__}: {exc}"
+
+    def _send_webhook(self, sub: SubscriptionRecord, event: Event) -> str | None:
+        from standardwebhooks import Webhook
+
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+        headers, body = structured_http(event)
+        timestamp = _now()
+        headers.update(
+            {
+                "webhook-id": event.id,
+                "webhook-timestamp": str(int(timestamp.timestamp())),
+                "webhook-signature": Webhook(sub.secret).sign(event.id, timestamp, body.decode()),
+            }
+        )
+        response = self._session.post(sub.target, data=body, headers=headers, timeout=10)
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+    def _send_email(self, sub: SubscriptionRecord, event: Event) -> str | None:
+        options = json.loads(sub.options or "{}")
+        host, _, port = options.get("smtp", "localhost:25").partition(":")
+        message = EmailMessage()
+        message["From"] = options.get("sender", "jupyter-mlops@localhost")
+        message["To"] = sub.target
+        message["Subject"] = f"[jupyter-mlops] {event.type}: {event.subject}"
+        message["Message-ID"] = f"<{event.id}@jupyter-mlops>"
+        message.set_content(json.dumps(event.to_cloudevent(), indent=2))
+        with smtplib.SMTP(host, int(port or 25), timeout=10) as smtp:
+            smtp.send_message(message)
+        return None
