@@ -54,7 +54,8 @@ class Deliverer:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._session: Any = None
+        self._http: Any = None
+        self._signers: dict[str, Any] = {}
 
     # -- background ---------------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -104,7 +105,6 @@ class Deliverer:
 
         now = _now()
         local_callbacks = set(self.events.callbacks)
-        claimed = []
         with self.events.ws.store.session() as session:
             rows = session.execute(
                 select(DeliveryRecord, SubscriptionRecord, EventRecord)
@@ -119,20 +119,33 @@ class Deliverer:
                 .order_by(DeliveryRecord.event_seq)
                 .limit(BATCH)
             ).all()
-            for delivery, sub, event in rows:
-                if sub.kind == "callback" and sub.target not in local_callbacks:
-                    continue  # only the process that holds the callback can deliver to it
-                taken = session.execute(
-                    update(DeliveryRecord)
-                    .where(
-                        DeliveryRecord.id == delivery.id,
-                        DeliveryRecord.status == "pending",
-                        or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now),
-                    )
-                    .values(lease_until=now + LEASE)
+            candidates = [
+                (delivery.id, sub, event)
+                for delivery, sub, event in rows
+                if sub.kind != "callback" or sub.target in local_callbacks  # only the holder can call it
+            ]
+            if not candidates:
+                return []
+            lease = now + LEASE
+            session.execute(
+                update(DeliveryRecord)
+                .where(
+                    DeliveryRecord.id.in_([c[0] for c in candidates]),
+                    DeliveryRecord.status == "pending",
+                    or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now),
                 )
-                if taken.rowcount == 1:
-                    claimed.append((delivery.id, sub, self.events.to_event(event)))
+                .values(lease_until=lease)
+                .execution_options(synchronize_session=False)
+            )
+            # another process may have claimed some first: keep the rows that carry our lease
+            ours = set(
+                session.scalars(
+                    select(DeliveryRecord.id).where(
+                        DeliveryRecord.id.in_([c[0] for c in candidates]), DeliveryRecord.lease_until == lease
+                    )
+                )
+            )
+            claimed = [(d, sub, self.events.to_event(event)) for d, sub, event in candidates if d in ours]
         return claimed
 
     def _record(self, outcomes: list[tuple[int, str | None]], subs: dict[int, SubscriptionRecord]) -> None:
@@ -148,6 +161,7 @@ class Deliverer:
                     update(DeliveryRecord)
                     .where(DeliveryRecord.id.in_(delivered))
                     .values(status="delivered", delivered_at=now, lease_until=None, last_error=None)
+                    .execution_options(synchronize_session=False)
                 )
             for delivery_id, error in outcomes:
                 if error is None:
@@ -195,25 +209,31 @@ class Deliverer:
             return f"{type(exc).__name__}: {exc}"
 
     def _send_webhook(self, sub: SubscriptionRecord, event: Event) -> str | None:
-        from standardwebhooks import Webhook
+        if self._http is None:
+            import urllib3
 
-        if self._session is None:
-            import requests
-
-            self._session = requests.Session()
+            self._http = urllib3.PoolManager(maxsize=4, retries=False, timeout=urllib3.Timeout(total=10))
         headers, body = structured_http(event)
         timestamp = _now()
         headers.update(
             {
                 "webhook-id": event.id,
                 "webhook-timestamp": str(int(timestamp.timestamp())),
-                "webhook-signature": Webhook(sub.secret).sign(event.id, timestamp, body.decode()),
+                "webhook-signature": self._signer(sub.secret).sign(event.id, timestamp, body.decode()),
             }
         )
-        response = self._session.post(sub.target, data=body, headers=headers, timeout=10)
-        if 200 <= response.status_code < 300:
+        response = self._http.request("POST", sub.target, body=body, headers=headers)
+        if 200 <= response.status < 300:
             return None
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+        return f"HTTP {response.status}: {response.data[:200].decode(errors='replace')}"
+
+    def _signer(self, secret: str) -> Any:
+        signer = self._signers.get(secret)
+        if signer is None:
+            from standardwebhooks import Webhook
+
+            signer = self._signers[secret] = Webhook(secret)
+        return signer
 
     def _send_email(self, sub: SubscriptionRecord, event: Event) -> str | None:
         options = json.loads(sub.options or "{}")
