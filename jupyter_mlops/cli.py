@@ -139,6 +139,8 @@ class Commands:
 
 # Modules that add command groups (each must import cheaply: heavy imports go inside the command functions).
 FEATURE_COMMANDS: tuple[str, ...] = (
+    "jupyter_mlops.environments.commands",
+    "jupyter_mlops.deploy.commands",
     "jupyter_mlops.events.commands",
 )
 

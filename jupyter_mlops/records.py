@@ -26,8 +26,13 @@ class Record:
 
 
 def _jsonable(value: Any) -> Any:
+    """Datetimes as ISO 8601 strings, at any depth (records nest records)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     return value
 
 

@@ -22,6 +22,7 @@ from jupyter_mlops.exceptions import InvalidInput
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from jupyter_mlops.deploy.endpoints import Endpoints
     from jupyter_mlops.events import Events
     from jupyter_mlops.jobs import Job, Runs
     from jupyter_mlops.registry import ModelRegistry
@@ -93,6 +94,12 @@ class Workspace:
         from jupyter_mlops.jobs import Runs
 
         return Runs(self)
+
+    @cached_property
+    def endpoints(self) -> Endpoints:
+        from jupyter_mlops.deploy.endpoints import Endpoints
+
+        return Endpoints(self)
 
     @cached_property
     def events(self) -> Events:

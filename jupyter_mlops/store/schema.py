@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Integer, String, UniqueConstraint
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -29,6 +29,11 @@ class Deployment(Base):
     model_version: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False, default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # since 0004: what the router needs to serve it
+    model_uri: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    scoring_script: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    options: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: collect, prefer_onnx, ...
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def qualified_name(self) -> str:

@@ -1,0 +1,28 @@
+"""The endpoint table: what should be running (the record) next to what is (its router process)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from jupyter_mlops.store.schema import Base, utcnow
+
+
+class EndpointRecord(Base):
+    __tablename__ = "mlops_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    auth: Mapped[str] = mapped_column(String(16), nullable=False, default="key")  # key | none
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    host: Mapped[str] = mapped_column(String(255), nullable=False, default="127.0.0.1")
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="creating")
+    traffic: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON {deployment: percent}
+    mirror: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON {deployment: percent}
+    config_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    applied_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

@@ -1,0 +1,303 @@
+"""Online endpoints with real router processes and real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from jupyter_mlops import InvalidInput, ModelInUseError, NotFound, Workspace
+from jupyter_mlops.deploy.endpoints import Endpoint
+
+
+@pytest.fixture(scope="module")
+def iris():
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_iris(return_X_y=True)
+    return RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y), X
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, iris) -> Iterator[Workspace]:
+    """One workspace for the module, with two versions of a model: scikit-learn (1) and ONNX (2)."""
+    from skl2onnx import to_onnx
+
+    os.environ["MLOPS_USER"] = "tester"
+    workspace = Workspace(tmp_path_factory.mktemp("endpoints") / "ws")
+    model, X = iris
+    workspace.models.register(model, "iris")
+    workspace.models.register(to_onnx(model, X[:1].astype("float32"), options={"zipmap": False}), "iris")
+    yield workspace
+    for info in workspace.endpoints.list():
+        workspace.endpoints.delete(info.name)
+
+
+@pytest.fixture(scope="module")
+def endpoint(ws) -> Endpoint:
+    ep = ws.endpoints.create("iris-live")
+    ep.deploy("blue", "iris:1")
+    ep.deploy("green", "models:/iris/2")
+    ep.set_traffic({"blue": 90, "green": 10})
+    return ep
+
+
+def post(url: str, body: bytes | str, headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
+    data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read() or b"{}")
+
+
+def auth(ep: Endpoint) -> dict[str, str]:
+    return {"Authorization": f"Bearer {ep.key}", "Content-Type": "application/json"}
+
+
+def test_blue_green_split_and_header_routing(endpoint, iris):
+    _, X = iris
+    body = json.dumps({"inputs": X[:2].tolist()})
+    answered = Counter()
+    for _ in range(300):
+        status, headers, payload = post(endpoint.scoring_uri, body, auth(endpoint))
+        assert status == 200 and payload == {"predictions": [0, 0]}
+        answered[headers["mlops-model-deployment"]] += 1
+    assert set(answered) == {"blue", "green"} and 10 <= answered["green"] <= 60
+    status, headers, _ = post(endpoint.scoring_uri, body, {**auth(endpoint), "mlops-model-deployment": "green"})
+    assert status == 200 and headers["mlops-model-deployment"] == "green"
+    assert endpoint.invoke({"dataframe_split": {"data": X[:1].tolist()}}, deployment="blue") == {"predictions": [0]}
+    assert endpoint.scoring_uri.startswith("http://127.0.0.1:")
+
+
+def test_auth_health_ready_metrics(endpoint, iris):
+    base = endpoint.scoring_uri.rsplit("/", 1)[0]
+    body = json.dumps({"inputs": iris[1][:1].tolist()})
+    assert post(endpoint.scoring_uri, body)[0] == 401
+    assert post(endpoint.scoring_uri, body, {"Authorization": "Bearer wrong"})[0] == 401
+    with urllib.request.urlopen(base + "/health") as response:
+        assert response.status == 200
+    with urllib.request.urlopen(base + "/ready") as response:
+        assert sorted(json.loads(response.read())["deployments"]) == ["blue", "green"]
+    post(endpoint.scoring_uri, "{not json", auth(endpoint))
+    with urllib.request.urlopen(base + "/metrics") as response:
+        text = response.read().decode()
+    assert 'mlops_requests_total{deployment="blue"}' in text
+    assert 'mlops_errors_total{deployment="' in text
+    assert "mlops_request_latency_seconds_bucket" in text
+
+
+def test_bad_input_is_a_400_naming_the_problem_and_the_deployment_keeps_serving(endpoint, iris):
+    for body, expected in [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"rows": [[1, 2, 3, 4]]}), "exactly one of the keys"),
+        (json.dumps({"inputs": [[1, 2]]}), "4 values"),
+        (json.dumps({"inputs": [["a", "b", "c", "d"]]}), "number"),
+        (json.dumps({"inputs": []}), "at least one row"),
+    ]:
+        status, _, payload = post(endpoint.scoring_uri, body, {**auth(endpoint), "mlops-model-deployment": "green"})
+        assert status == 400 and expected in payload["message"], (body, payload)
+    status, _, payload = post(endpoint.scoring_uri, "{}", {**auth(endpoint), "mlops-model-deployment": "nope"})
+    assert status == 404 and "blue" in payload["message"]
+    assert endpoint.invoke({"inputs": iris[1][:1].tolist()}) == {"predictions": [0]}
+
+
+def test_azure_traffic_rules(endpoint):
+    with pytest.raises(InvalidInput, match="sum to 0 or 100"):
+        endpoint.set_traffic({"blue": 50, "green": 20})
+    with pytest.raises(InvalidInput, match="integers"):
+        endpoint.set_traffic({"blue": 50.5, "green": 49.5})
+    with pytest.raises(InvalidInput, match="Unknown deployment"):
+        endpoint.set_traffic({"blue": 50, "red": 50})
+    with pytest.raises(InvalidInput, match="live traffic"):
+        endpoint.set_mirror({"green": 20})
+    with pytest.raises(InvalidInput, match="50%"):
+        endpoint.set_mirror({"blue": 60})
+    assert endpoint.info.traffic == {"blue": 90, "green": 10}  # nothing changed
+
+
+def test_zero_downtime_during_swaps_and_replacement(endpoint, iris):
+    # Given a load generator sending requests continuously
+    body = json.dumps({"inputs": iris[1][:1].tolist()})
+    results: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            results.append(post(endpoint.scoring_uri, body, auth(endpoint))[0])
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        # When traffic moves blue -> green and back, and blue is replaced by another version, under load
+        endpoint.set_traffic({"blue": 0, "green": 100})
+        endpoint.deploy("blue", "iris:2")  # replaced in place
+        endpoint.set_traffic({"blue": 100, "green": 0})
+        endpoint.set_traffic({"blue": 90, "green": 10})
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    # Then no request failed
+    assert len(results) > 20 and set(results) == {200}
+    assert {d.name: d.model for d in endpoint.info.deployments} == {"blue": "iris:2", "green": "iris:2"}
+    endpoint.deploy("blue", "iris:1")
+
+
+def test_mirroring_discards_the_mirrored_responses(ws, iris):
+    ep = ws.endpoints.create("iris-mirror", auth="none")
+    try:
+        ep.deploy("blue", "iris:1")
+        ep.deploy("shadow", "iris:2")
+        ep.set_traffic({"blue": 100})
+        ep.set_mirror({"shadow": 50})
+        with pytest.raises(InvalidInput, match="mirrored"):
+            ep.set_traffic({"blue": 50, "shadow": 50})
+        body = json.dumps({"inputs": iris[1][:1].tolist()})
+        deployments = {post(ep.scoring_uri, body)[1]["mlops-model-deployment"] for _ in range(60)}
+        assert deployments == {"blue"}
+        time.sleep(0.5)
+        with urllib.request.urlopen(ep.scoring_uri.replace("/score", "/metrics")) as response:
+            metrics = response.read().decode()
+        shadow = float(metrics.split('mlops_requests_total{deployment="shadow"} ')[1].split()[0])
+        assert 10 <= shadow <= 50
+    finally:
+        ep.delete()
+
+
+def test_data_collection(ws, endpoint, iris):
+    endpoint.invoke({"inputs": iris[1][:2].tolist()}, deployment="green")
+    time.sleep(0.6)
+    files = list((ws.root / "collected" / "iris-live" / "green").glob("*.jsonl"))
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert lines and lines[-1]["deployment"] == "green"
+    assert lines[-1]["input"] == {"inputs": iris[1][:2].tolist()} and lines[-1]["output"] == {"predictions": [0, 0]}
+
+
+def test_scoring_script_with_a_code_folder(ws, tmp_path, iris):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "labels.txt").write_text("setosa\nversicolor\nvirginica\n")
+    (code / "score.py").write_text(
+        textwrap.dedent(
+            """
+            import json, os
+            from pathlib import Path
+            import mlflow.pyfunc
+
+            def init():
+                global model, labels
+                model = mlflow.pyfunc.load_model(os.environ["MLOPS_MODEL_DIR"])
+                labels = (Path(__file__).parent / "labels.txt").read_text().split()
+
+            def run(raw_data):
+                rows = json.loads(raw_data)["rows"]
+                if rows == "boom":
+                    raise RuntimeError("the model failed on purpose")
+                return [labels[int(p)] for p in model.predict(rows)]
+            """
+        )
+    )
+    ep = ws.endpoints.create("iris-script", auth="none")
+    try:
+        ep.deploy("custom", "iris:1", scoring_script=code / "score.py")
+        ep.set_traffic({"custom": 100})
+        assert ep.invoke({"rows": iris[1][:1].tolist()}) == ["setosa"]
+        status, _, payload = post(ep.scoring_uri, json.dumps({"rows": "boom"}))
+        assert status == 500 and "failed on purpose" in payload["message"]
+        assert ep.invoke({"rows": iris[1][:1].tolist()}) == ["setosa"]  # still serving
+    finally:
+        ep.delete()
+
+
+def test_deletion_guard_uses_the_real_deployments(ws, tmp_path):
+    f = tmp_path / "m.onnx"
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    import numpy as np
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    proto = to_onnx(LogisticRegression().fit(X, [0, 1]), X[:1], options={"zipmap": False})
+    f.write_bytes(proto.SerializeToString())
+    ws.models.register(f, "guarded")
+    ep = ws.endpoints.create("guard", auth="none")
+    ep.deploy("only", "guarded:1")
+    with pytest.raises(ModelInUseError, match="guard/only"):
+        ws.models.delete("guarded", 1)
+    ep.delete()
+    assert ws.models.delete("guarded", 1) == [1]
+
+
+def test_router_outlives_its_creator_and_a_crash_is_reported_and_restarted(ws, iris):
+    # Given an endpoint created by a process that then exits (as a kernel restart would)
+    script = textwrap.dedent(
+        f"""
+        from jupyter_mlops import Workspace
+        ws = Workspace({str(ws.root)!r})
+        ep = ws.endpoints.create("detached", auth="none")
+        ep.deploy("blue", "iris:2")
+        ep.set_traffic({{"blue": 100}})
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    ep = ws.endpoints.get("detached")
+    body = {"inputs": iris[1][:1].tolist()}
+    assert ep.invoke(body) == {"predictions": [0]}
+    # When its router is killed
+    os.kill(ep.info.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    # Then listing reports and restarts it, and it serves again
+    [info] = [e for e in ws.endpoints.list() if e.name == "detached"]
+    assert info.note and "restarted" in info.note and info.status == "running"
+    assert ep.invoke(body) == {"predictions": [0]}
+    ep.delete()
+    with pytest.raises(NotFound):
+        ws.endpoints.get("detached")
+
+
+def test_bad_requests_to_the_control_plane(ws):
+    with pytest.raises(InvalidInput, match="valid endpoint name"):
+        ws.endpoints.create("Bad_Name")
+    with pytest.raises(NotFound, match="No endpoint named 'nope'"):
+        ws.endpoints.get("nope")
+    with pytest.raises(InvalidInput, match="NAME:VERSION"):
+        ws.endpoints.deploy("iris-live", "x", "iris")
+    with pytest.raises(NotFound, match="no version or alias '9'"):
+        ws.endpoints.deploy("iris-live", "x", "iris:9")
+
+
+def test_cli(ws, iris):
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "jupyter_mlops.cli", "endpoints", *args, "--workspace", str(ws.root), "--json"],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    created = json.loads(cli("create", "iris-cli"))
+    assert created["status"] == "running" and created["scoring_uri"].startswith("http://127.0.0.1:")
+    deployed = json.loads(cli("deploy", "iris-cli", "blue", "iris:2"))
+    assert deployed["status"] == "active" and deployed["traffic"] == 0
+    assert json.loads(cli("traffic", "iris-cli", "blue=100"))["traffic"] == {"blue": 100}
+    answer = json.loads(cli("invoke", "iris-cli", "--data", json.dumps({"inputs": iris[1][:1].tolist()})))
+    assert answer == {"predictions": [0]}
+    assert json.loads(cli("show", "iris-cli", "--keys"))["key"]
+    assert "iris-cli" in [e["name"] for e in json.loads(cli("list"))]
+    cli("delete", "iris-cli")
