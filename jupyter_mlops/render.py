@@ -54,7 +54,7 @@ def cell(value: Any) -> str:
         return text + (f", +{len(items) - 4}" if len(items) > 4 else "")
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
-    text = str(value)
+    text = " ".join(str(value).split())  # one line per row, whatever the value holds
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -1,0 +1,228 @@
+"""Endpoint benchmark: our router against `mlflow models serve` and a bare Starlette + onnxruntime app.
+
+Run with ``.venv/bin/python bench/bench_endpoints.py`` (needs ``wrk``: ``apt-get install wrk``). Same model for
+everyone: a RandomForest (100 trees, depth 10, 20 features), single-row requests at concurrency 8.
+
+1. Throughput and p99: ours (two ONNX deployments, 90/10 split) vs ``mlflow models serve`` on the scikit-learn
+   version vs a bare one-worker Starlette + onnxruntime app.
+2. Start to first successful ``/score``: ours (create + deploy + traffic) vs ``mlflow models serve``.
+3. ONNX vs scikit-learn in process, 1 row and 1,000 rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from jupyter_mlops import Workspace  # noqa: E402
+from tests.services import free_port  # noqa: E402
+
+DURATION_S = 8
+CONNECTIONS = 8
+BARE_APP = textwrap.dedent(
+    """
+    import sys, json
+    import numpy as np, onnxruntime as ort, uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+    session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    output = session.get_outputs()[0].name
+    async def score(request: Request) -> Response:
+        rows = json.loads(await request.body())["inputs"]
+        result = session.run([output], {name: np.asarray(rows, dtype=np.float32)})[0]
+        return Response(json.dumps({"predictions": result.tolist()}), media_type="application/json")
+    uvicorn.run(Starlette(routes=[Route("/score", score, methods=["POST"])]), host="127.0.0.1",
+                port=int(sys.argv[2]), log_level="warning", access_log=False)
+    """
+)
+
+
+def wrk(url: str, body: str, headers: dict[str, str]) -> tuple[float, float]:
+    """(requests/s, p99 ms) of single-row POSTs at concurrency 8."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f"wrk.method = 'POST'\nwrk.body = {json.dumps(body)}\n")
+        for key, value in {"Content-Type": "application/json", **headers}.items():
+            script.write(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}\n")
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{DURATION_S}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors during the load test of {url}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    return rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wait_until_scores(url: str, body: str, headers: dict[str, str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(
+                url, data=body.encode(), headers={"Content-Type": "application/json", **headers}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+    X = X.astype(np.float32)
+    forest = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1).fit(X, y)
+    proto = to_onnx(forest, X[:1], options={"zipmap": False})
+    row = json.dumps({"inputs": X[:1].tolist()})
+    figures: list[tuple[str, str, str, str]] = []
+
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-endpoints-") as tmp:
+        root = Path(tmp)
+        ws = Workspace(root / "ws")
+        ws.models.register(forest, "forest")
+        ws.models.register(proto, "forest")
+        sk_dir = ws.models.download("forest", 1, root / "sk")
+        onnx_file = root / "forest.onnx"
+        onnx_file.write_bytes(proto.SerializeToString())
+
+        # in process
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        name, out = session.get_inputs()[0].name, session.get_outputs()[0].name
+        for rows in (1, 1000):
+            batch = X[:rows]
+            sk = statistics.median(_timed(lambda b=batch: forest.predict(b)) for _ in range(30))
+            ox = statistics.median(_timed(lambda b=batch: session.run([out], {name: b})) for _ in range(30))
+            figures.append(
+                (
+                    f"in process, {rows} row(s)",
+                    f"ONNX {ox * 1e3:.3f} ms",
+                    f"sklearn {sk * 1e3:.3f} ms",
+                    f"{sk / ox:.0f}x faster",
+                )
+            )
+
+        # ours: two deployments, 90/10
+        started = time.perf_counter()
+        ep = ws.endpoints.create("bench", auth="none")
+        ep.deploy("blue", "forest:2")
+        ep.deploy("green", "forest:2")
+        ep.set_traffic({"blue": 90, "green": 10})
+        wait_until_scores(ep.scoring_uri, row, {})
+        ours_start = time.perf_counter() - started
+        ours_rate, ours_p99 = wrk(ep.scoring_uri, row, {})
+        ep.delete()
+
+        # bare Starlette + onnxruntime, one worker
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(onnx_file), str(port)], start_new_session=True)
+        try:
+            wait_until_scores(f"http://127.0.0.1:{port}/score", row, {})
+            bare_rate, bare_p99 = wrk(f"http://127.0.0.1:{port}/score", row, {})
+        finally:
+            stop(bare)
+
+        # mlflow models serve on the scikit-learn version
+        port = free_port()
+        started = time.perf_counter()
+        serve = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(sk_dir),
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_until_scores(f"http://127.0.0.1:{port}/invocations", row, {})
+            serve_start = time.perf_counter() - started
+            serve_rate, serve_p99 = wrk(f"http://127.0.0.1:{port}/invocations", row, {})
+        finally:
+            stop(serve)
+
+    figures += [
+        (
+            "throughput, 2 deployments 90/10",
+            f"{ours_rate:.0f} req/s",
+            f"mlflow serve {serve_rate:.0f} req/s",
+            f"{ours_rate / serve_rate:.0f}x (target >= 50x)",
+        ),
+        (
+            "throughput vs bare app",
+            f"{ours_rate:.0f} req/s",
+            f"bare onnx app {bare_rate:.0f} req/s",
+            f"{ours_rate / bare_rate:.0%} (target >= 70%)",
+        ),
+        (
+            "p99 latency",
+            f"{ours_p99:.1f} ms",
+            f"serve {serve_p99:.1f} ms / bare {bare_p99:.1f} ms",
+            "lower than both" if ours_p99 < min(serve_p99, bare_p99) else "NOT lower than both",
+        ),
+        ("start to first /score", f"{ours_start:.2f} s", f"mlflow serve {serve_start:.2f} s", "target < 2 s"),
+    ]
+    print(f"{'figure':34} | {'ours':18} | {'reference':36} | result")
+    print("-" * 120)
+    for figure, ours, reference, result in figures:
+        print(f"{figure:34} | {ours:18} | {reference:36} | {result}")
+
+
+def _timed(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
