@@ -183,6 +183,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},  # its uvicorn
         )
         try:
             wait_until_scores(f"http://127.0.0.1:{port}/invocations", row, {})

@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from jupyter_mlops.exceptions import MlopsError
 from jupyter_mlops.workspace import Workspace
 
 log = logging.getLogger("jupyter_mlops.router")
-POLL_S = 0.2
+POLL_S = 0.05
 DEPLOYMENT_HEADER = "mlops-model-deployment"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -139,7 +140,7 @@ class Router:
             options = json.loads(row.options or "{}")
             model = f"{row.model_name}:{row.model_version}"
             try:
-                scorer = self._scorer(row.name, row.model_name, row.model_version, row.scoring_script, options)
+                scorer = self._scorer(row.model_name, row.model_version, row.model_uri, row.scoring_script, options)
                 served[row.name] = Served(row.name, model, scorer, options.get("collect", True))
                 outcomes[row.name] = ("active", None)
             except Exception as exc:  # a deployment that fails to load must not take the others down
@@ -155,13 +156,21 @@ class Router:
         self.table = Table(version, served, live, mirror_pair, auth_key)  # the swap: one assignment
         self._report(version, outcomes)
 
-    def _scorer(self, name: str, model: str, version: int, script: str | None, options: dict) -> Scorer:
+    def _scorer(
+        self, model: str, version: int, source: str | None, script: str | None, options: dict[str, Any]
+    ) -> Scorer:
         key = (model, str(version), script or "")
         if key not in self._scorers:
             folder = self.cache / f"{model}-{version}"
             if not folder.exists():
-                self.ws.models.download(model, version, folder.with_suffix(".tmp"))
-                folder.with_suffix(".tmp").rename(folder)
+                staging = folder.with_suffix(".tmp")
+                shutil.rmtree(staging, ignore_errors=True)
+                local = _local_path(source)
+                if local is not None and local.is_dir():  # a local store: copy, no MLflow import (start-up time)
+                    shutil.copytree(local, staging)
+                else:
+                    self.ws.models.download(model, version, staging)
+                staging.rename(folder)
             self._scorers[key] = load_scorer(
                 folder, Path(script) if script else None, prefer_onnx=options.get("prefer_onnx", True)
             )
@@ -275,6 +284,14 @@ class Router:
                 self.collector.add(served.name, body, output)
         except Exception:
             self._metrics.observe(served.name, time.perf_counter() - started, error=True)
+
+
+def _local_path(uri: str | None) -> Path | None:
+    if uri and uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+    return None
 
 
 class _Metrics:
