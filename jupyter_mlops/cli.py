@@ -96,6 +96,21 @@ def models_delete(ws: Workspace, a: argparse.Namespace) -> Result:
     )
 
 
+def models_onnx(ws: Workspace, a: argparse.Namespace) -> Result:
+    import pandas as pd
+
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+
+    sample = pd.read_parquet(a.sample) if a.sample.endswith(".parquet") else pd.read_csv(a.sample)
+    conversion = convert_to_onnx(ws, f"{a.name}:{a.version}", sample, tolerance=a.tolerance)
+    return result(
+        conversion,
+        f"Registered {conversion.version.name}:{conversion.version.version}, the ONNX version of "
+        f"{conversion.source}: {conversion.speedup:.0f}x faster on one row, max abs difference "
+        f"{conversion.max_abs_diff:.3g}.",
+    )
+
+
 def runs_list(ws: Workspace, a: argparse.Namespace) -> Result:
     return result(ws.runs.list(a.experiment, max_results=a.max))
 
@@ -192,6 +207,12 @@ def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("version", nargs="?")
     p.add_argument("--force", action="store_true", help="also remove aliases that point at it")
+
+    p = command(models, "onnx", models_onnx, "convert a version to ONNX, prove parity on a sample, register it")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--sample", required=True, help="a CSV or Parquet file of input rows (no label column)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference (default 1e-4)")
 
     runs = commands.group("runs", "tracked runs")
     p = command(runs, "list", runs_list, "list recent runs")

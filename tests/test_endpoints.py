@@ -301,3 +301,37 @@ def test_cli(ws, iris):
     assert json.loads(cli("show", "iris-cli", "--keys"))["key"]
     assert "iris-cli" in [e["name"] for e in json.loads(cli("list"))]
     cli("delete", "iris-cli")
+
+
+def test_onnx_conversion_with_parity_and_served_by_default(ws, iris, tmp_path):
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+
+    model, X = iris
+    original = ws.models.register(model, "iris-onnx", tags={"team": "risk"})
+    conversion = convert_to_onnx(ws, f"iris-onnx:{original.version}", X[:50])
+    assert conversion.max_abs_diff <= 1e-4 and conversion.speedup > 1
+    assert conversion.version.tags["converted_from"] == f"iris-onnx:{original.version}"
+    assert conversion.version.tags["team"] == "risk" and float(conversion.version.tags["onnx_speedup"]) > 1
+    ep = ws.endpoints.create("iris-onnx", auth="none")
+    try:
+        served = ep.deploy("blue", f"iris-onnx:{original.version}")
+        assert served.model == f"iris-onnx:{conversion.version.version}"
+        assert served.requested == f"iris-onnx:{original.version}"
+        opted_out = ep.deploy("plain", f"iris-onnx:{original.version}", onnx=False)
+        assert opted_out.model == f"iris-onnx:{original.version}"
+        ep.set_traffic({"blue": 100})
+        assert ep.invoke({"inputs": X[:3].tolist()}) == {"predictions": model.predict(X[:3]).tolist()}
+    finally:
+        ep.delete()
+
+
+def test_onnx_conversion_refuses_what_it_cannot_prove(ws, tmp_path):
+    import pandas as pd
+
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"x")
+    ws.models.register(f, "not-mlflow")
+    with pytest.raises(InvalidInput, match="not an MLflow model"):
+        convert_to_onnx(ws, "not-mlflow:1", pd.DataFrame({"a": [1.0]}))

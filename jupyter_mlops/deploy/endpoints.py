@@ -47,6 +47,8 @@ class DeploymentInfo(Record):
     mirror: int
     error: str | None
     created_at: datetime | None
+    requested: str | None = None  # what deploy() was asked for, when it serves its ONNX conversion instead
+    table_columns: ClassVar[tuple[str, ...]] = ("endpoint", "name", "model", "status", "traffic", "mirror", "error")
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,19 @@ class Endpoints:
         if instances != 1:
             raise InvalidInput("instances > 1 is not supported yet: deploy with instances=1.")
         name, version = _model_ref(model)
-        record = self.ws.models.get(name, version)
+        requested = self.ws.models.get(name, version)
+        record = requested
+        if onnx and not scoring_script:  # serve a proven ONNX conversion when there is one
+            from jupyter_mlops.deploy.onnx import converted_version
+
+            record = converted_version(self.ws, requested.name, requested.version) or requested
         script = str(Path(scoring_script).resolve()) if scoring_script else None
         if script and not Path(script).is_file():
             raise InvalidInput(f"The scoring script {script} does not exist.")
         self._record(endpoint)
-        options = json.dumps({"collect": collect, "prefer_onnx": onnx})
+        options = json.dumps(
+            {"collect": collect, "prefer_onnx": onnx, "requested": f"{requested.name}:{requested.version}"}
+        )
         with self.ws.store.session() as session:
             row = session.scalar(
                 select(Deployment).where(Deployment.endpoint == endpoint, Deployment.name == deployment)
@@ -448,6 +457,7 @@ class Endpoints:
                 mirror=mirror.get(row.name, 0),
                 error=row.error,
                 created_at=row.created_at,
+                requested=json.loads(row.options or "{}").get("requested"),
             )
             for row in rows
         ]
