@@ -25,9 +25,8 @@ from jupyter_mlops.exceptions import (
 from jupyter_mlops.workspace import Workspace, default_workspace, use_workspace
 
 if TYPE_CHECKING:
-    from jupyter_mlops.jobs import Job, Runs
+    from jupyter_mlops.jobs import Job
     from jupyter_mlops.records import ModelVersion
-    from jupyter_mlops.registry import ModelRegistry
 
 __version__ = "0.1.0"
 
@@ -41,13 +40,19 @@ __all__ = [
     "NotFound",
     "Workspace",
     "__version__",
+    "convert_to_onnx",
     "default_workspace",
+    "endpoints",
+    "environments",
+    "events",
     "job",
     "load_ipython_extension",
     "log_dataset",
     "models",
+    "pipelines",
     "register_model",
     "runs",
+    "ui",
     "use_workspace",
 ]
 
@@ -78,13 +83,44 @@ def register_model(
     return default_workspace().models.register(source, name, tags=tags, description=description)
 
 
-def __getattr__(attr: str) -> ModelRegistry | Runs:
-    # ``mlops.models`` and ``mlops.runs`` are the default workspace's services, resolved on first use.
-    if attr == "models":
-        return default_workspace().models
-    if attr == "runs":
-        return default_workspace().runs
+# ``mlops.models``, ``mlops.runs`` and ``mlops.endpoints`` are the default workspace's services; the feature modules
+# (whose verbs take ``workspace=``) are imported on first use. Both keep ``import jupyter_mlops`` light.
+_SERVICES = ("endpoints", "models", "runs")
+_MODULES = {
+    "environments": "jupyter_mlops.environments",
+    "events": "jupyter_mlops.events",
+    "pipelines": "jupyter_mlops.pipelines",
+    "ui": "jupyter_mlops.widgets",
+}
+
+
+def __getattr__(attr: str) -> Any:
+    if attr in _SERVICES:
+        return getattr(default_workspace(), attr)
+    if attr in _MODULES:
+        import importlib
+
+        return importlib.import_module(_MODULES[attr])
     raise AttributeError(f"module 'jupyter_mlops' has no attribute {attr!r}")
+
+
+def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4) -> Any:
+    """Convert ``NAME:VERSION`` to ONNX, prove parity on ``sample``, and register it as a new version."""
+    from jupyter_mlops.deploy.onnx import convert_to_onnx as _convert
+
+    return _convert(default_workspace(), model, sample, tolerance=tolerance)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The jupyter_server extension (REST API for the Lab sidebar); imported only by a Jupyter server."""
+    from jupyter_mlops.server.app import MlopsServerApp
+
+    return [{"module": "jupyter_mlops.server.app", "app": MlopsServerApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped inside the package."""
+    return [{"src": "labextension", "dest": "jupyter-mlops"}]
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -17,17 +17,24 @@ def test_all_is_exactly_the_public_surface():
         "NotFound",
         "Workspace",
         "__version__",
+        "convert_to_onnx",
         "default_workspace",
+        "endpoints",
+        "environments",
+        "events",
         "job",
         "load_ipython_extension",
         "log_dataset",
         "models",
+        "pipelines",
         "register_model",
         "runs",
+        "ui",
         "use_workspace",
     ]
     for name in jupyter_mlops.__all__:
-        if name not in ("models", "runs"):  # resolved lazily against the default workspace
+        # resolved lazily (the default workspace's services, modules imported on first use)
+        if name not in ("endpoints", "environments", "events", "models", "pipelines", "runs", "ui"):
             assert hasattr(jupyter_mlops, name), name
 
 

@@ -226,10 +226,9 @@ def test_scoring_script_with_a_code_folder(ws, tmp_path, iris):
 
 def test_deletion_guard_uses_the_real_deployments(ws, tmp_path):
     f = tmp_path / "m.onnx"
+    import numpy as np
     from skl2onnx import to_onnx
     from sklearn.linear_model import LogisticRegression
-
-    import numpy as np
 
     X = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
     proto = to_onnx(LogisticRegression().fit(X, [0, 1]), X[:1], options={"zipmap": False})

@@ -1,0 +1,235 @@
+"""Past pipeline runs: listing, showing, resuming and cloning, and reconciling runs whose runner died.
+
+A runner killed with SIGKILL cannot mark its run; the run's tags say which process on which host ran it, so
+any later look at the pipeline (list, runs, resume) marks a RUNNING run whose process is gone as KILLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops import _mlflow
+from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
+from jupyter_mlops.pipelines import runner as r
+from jupyter_mlops.pipelines.records import PipelineInfo, PipelineRunInfo
+from jupyter_mlops.records import from_millis
+
+if TYPE_CHECKING:
+    from jupyter_mlops.pipelines.records import PipelineRun
+    from jupyter_mlops.pipelines.runner import Progress
+    from jupyter_mlops.workspace import Workspace
+
+_KIND_FILTER = f"tags.`{r.KIND_TAG}` = '{r.PIPELINE_RUN_KIND}'"
+
+
+def _experiments(ws: Workspace) -> dict[str, str]:
+    """Pipeline experiments: id -> name."""
+    found = ws.client.search_experiments(filter_string=f"tags.`{r.KIND_TAG}` = 'pipeline'")
+    return {e.experiment_id: e.name for e in found}
+
+
+def _experiment(ws: Workspace, name: str) -> str:
+    experiments = _experiments(ws)
+    for experiment_id, experiment_name in experiments.items():
+        if experiment_name == name:
+            return experiment_id
+    known = ", ".join(sorted(experiments.values())) or "none yet"
+    raise NotFound(
+        f"No pipeline named {name!r} has run in this workspace (pipelines: {known}); "
+        "run one with: jupyter mlops pipeline run pipeline.yaml",
+        pipelines=sorted(experiments.values()),
+    )
+
+
+def reconcile(ws: Workspace, experiment_ids: list[str]) -> list[str]:
+    """Mark KILLED the RUNNING pipeline runs (and their steps) whose runner process is gone; returns their ids."""
+    if not experiment_ids:
+        return []
+    client = ws.client
+    running = client.search_runs(experiment_ids, filter_string=f"{_KIND_FILTER} AND attributes.status = 'RUNNING'")
+    killed = []
+    for run in running:
+        tags = run.data.tags
+        if tags.get(r.HOST_TAG) != socket.gethostname() or _alive(tags.get(r.PID_TAG), tags.get(r.PID_START_TAG)):
+            continue
+        children = client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
+        )
+        for child in children:
+            client.set_tag(child.info.run_id, "mlops.step.status", "killed")
+            _mlflow.terminate_run(client, child.info.run_id, "KILLED")
+        client.set_tag(run.info.run_id, r.ERROR_TAG, "the runner process ended without finishing the run")
+        _mlflow.terminate_run(client, run.info.run_id, "KILLED")
+        killed.append(run.info.run_id)
+    return killed
+
+
+def _alive(pid: str | None, started: str | None) -> bool:
+    """Whether the runner process still runs (the same process, not a new one with its PID)."""
+    try:
+        os.kill(int(pid or ""), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return not started or r.process_start(int(pid or 0)) in (started, "")
+
+
+def _runs(ws: Workspace, experiment_ids: list[str], max_results: int = 1000) -> list[Any]:
+    return ws.client.search_runs(
+        experiment_ids, filter_string=_KIND_FILTER, max_results=max_results, order_by=["attributes.start_time DESC"]
+    )
+
+
+def list_pipelines(ws: Workspace) -> list[PipelineInfo]:
+    with _mlflow.translated_errors("listing pipelines"):
+        experiments = _experiments(ws)
+        reconcile(ws, list(experiments))
+        infos = []
+        for experiment_id, name in sorted(experiments.items(), key=lambda e: e[1]):
+            found = _runs(ws, [experiment_id])
+            if found:
+                infos.append(_info(name, found[0], len(found)))
+    return infos
+
+
+def show(ws: Workspace, name: str) -> PipelineInfo:
+    with _mlflow.translated_errors(f"pipeline {name!r}"):
+        experiment_id = _experiment(ws, name)
+        found = _runs(ws, [experiment_id])
+        if not found:
+            raise NotFound(f"Pipeline {name!r} has no runs yet.")
+        spec = _spec_text(ws, found[0].info.run_id)
+    info = _info(name, found[0], len(found))
+    return dataclasses.replace(info, spec=spec)
+
+
+def runs(ws: Workspace, name: str, *, max_results: int = 50) -> list[PipelineRunInfo]:
+    with _mlflow.translated_errors(f"runs of pipeline {name!r}"):
+        experiment_id = _experiment(ws, name)
+        reconcile(ws, [experiment_id])
+        found = _runs(ws, [experiment_id], max_results)
+    return [_run_info(name, run) for run in found]
+
+
+def resume(
+    ws: Workspace, run_id: str, *, max_parallel: int | None = None, progress: Progress | None = None
+) -> PipelineRun:
+    from jupyter_mlops.pipelines import spec
+
+    with _mlflow.translated_errors(f"pipeline run {run_id!r}"):
+        run = ws.client.get_run(run_id)
+        tags = run.data.tags
+        if tags.get(r.KIND_TAG) != r.PIPELINE_RUN_KIND:
+            raise InvalidInput(f"Run {run_id} is not a pipeline run: pass the RUN_ID that `pipeline run` printed.")
+        reconcile(ws, [run.info.experiment_id])
+        run = ws.client.get_run(run_id)
+        if run.info.status == "RUNNING":
+            raise Conflict(
+                f"Pipeline run {run_id} is still running (process {tags.get(r.PID_TAG)} on {tags.get(r.HOST_TAG)}); "
+                "wait for it or stop it before resuming."
+            )
+        text = _spec_text(ws, run_id)
+        parameters = json.loads(_artifact_text(ws, run_id, r.PARAMETERS_ARTIFACT))
+    spec_path = Path(tags[r.SPEC_PATH_TAG])
+    pipeline = spec.load(spec_path, text=text, folder=spec_path.parent, parameters=parameters)
+    runner = r.Runner(ws, pipeline, max_parallel=max_parallel, progress=progress, resumed_from=run_id)
+    return runner.run()
+
+
+def clone(ws: Workspace, name: str, new_name: str, dest: Path) -> Path:
+    """Copy the latest spec of ``name`` and the notebooks it uses into ``dest`` as pipeline ``new_name``."""
+    import yaml
+
+    from jupyter_mlops.pipelines import spec
+
+    if not re.match(spec.PIPELINE_NAME_PATTERN, new_name):
+        raise InvalidInput(f"{new_name!r} is not a valid pipeline name (letters, digits, '.', '_', '-').")
+    dest = dest.expanduser().resolve()
+    if dest.exists() and any(dest.iterdir()):
+        raise Conflict(f"{dest} is not empty: clone into a new folder so nothing is overwritten.", path=str(dest))
+    with _mlflow.translated_errors(f"pipeline {name!r}"):
+        latest = _runs(ws, [_experiment(ws, name)], 1)[0]
+        text = _spec_text(ws, latest.info.run_id)
+    source_path = Path(latest.data.tags[r.SPEC_PATH_TAG])
+    source = source_path.parent
+    original = spec.load(source_path, text=text, folder=source)  # checks the notebooks are still there
+    data = yaml.safe_load(text)
+    data["name"] = new_name
+    dest.mkdir(parents=True, exist_ok=True)
+    for step_name, step in original.steps.items():
+        raw = data["steps"][step_name]
+        try:
+            relative = step.notebook.relative_to(source)
+        except ValueError:  # a notebook outside the pipeline's folder comes into the clone's notebooks/
+            relative = Path("notebooks") / step.notebook.name
+        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(step.notebook, dest / relative)
+        raw["notebook"] = relative.as_posix()
+        for key, ref in step.inputs.items():
+            if ref.path is not None:  # data the clone reads stays where it is
+                raw["inputs"][key] = str(ref.path)
+        if step.environment is not None and "environment" in raw:
+            raw["environment"] = str(step.environment)
+    if data.get("environment"):
+        data["environment"] = str((source / data["environment"]).resolve())
+    target = dest / source_path.name
+    target.write_text(
+        f"# cloned from pipeline {name} version {original.version}\n" + yaml.safe_dump(data, sort_keys=False)
+    )
+    spec.load(target)
+    return target
+
+
+def _spec_text(ws: Workspace, run_id: str) -> str:
+    return _artifact_text(ws, run_id, r.SPEC_ARTIFACT)
+
+
+def _artifact_text(ws: Workspace, run_id: str, path: str) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlops-spec-") as tmp:
+        return Path(ws.client.download_artifacts(run_id, path, tmp)).read_text()
+
+
+def _info(name: str, latest: Any, count: int) -> PipelineInfo:
+    tags = latest.data.tags
+    steps: list[str] = []
+    with contextlib.suppress(ValueError, TypeError):
+        steps = list(json.loads(tags.get(r.STATES_TAG) or "{}"))
+    return PipelineInfo(
+        name=name,
+        version=tags.get(r.VERSION_TAG, ""),
+        spec_path=tags.get(r.SPEC_PATH_TAG, ""),
+        runs=count,
+        last_status=latest.info.status,
+        last_run_id=latest.info.run_id,
+        last_run_at=from_millis(latest.info.start_time),
+        steps=steps,
+    )
+
+
+def _run_info(name: str, run: Any) -> PipelineRunInfo:
+    info, tags = run.info, run.data.tags
+    states: dict[str, str] = {}
+    with contextlib.suppress(ValueError, TypeError):
+        states = json.loads(tags.get(r.STATES_TAG) or "{}")
+    return PipelineRunInfo(
+        run_id=info.run_id,
+        pipeline=name,
+        version=tags.get(r.VERSION_TAG, ""),
+        status=info.status,
+        start_time=from_millis(info.start_time),
+        duration_s=(info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None,
+        steps=states,
+        resumed_from=tags.get(r.RESUMED_TAG),
+    )

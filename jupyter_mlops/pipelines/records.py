@@ -1,0 +1,67 @@
+"""The records pipeline verbs return; ``--json`` prints them with these field names."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from jupyter_mlops.records import Record
+
+STEP_STATES = ("succeeded", "reused", "failed", "skipped")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult(Record):
+    status: str  # one of STEP_STATES
+    run_id: str | None  # the step's child run (None when the step was skipped)
+    duration_s: float | None
+    outputs: dict[str, str]  # output name -> absolute path
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineRun(Record):
+    run_id: str
+    pipeline: str
+    status: str  # the parent run's MLflow status: FINISHED, FAILED, KILLED
+    steps: dict[str, StepResult]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "FINISHED"
+
+    def summary(self) -> str:
+        """One line per step, for a terminal."""
+        lines = [f"pipeline {self.pipeline}: {self.status} (run {self.run_id})"]
+        for name, step in self.steps.items():
+            took = f"{step.duration_s:.2f}s" if step.duration_s is not None else ""
+            lines.append(f"  {name:<20} {step.status:<10} {took:>8}  {step.run_id or ''}")
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineRunInfo(Record):
+    """A past run of a pipeline, as ``pipeline runs NAME`` lists it."""
+
+    run_id: str
+    pipeline: str
+    version: str
+    status: str
+    start_time: datetime | None
+    duration_s: float | None
+    steps: dict[str, str]  # step -> state
+    resumed_from: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineInfo(Record):
+    """A pipeline known to the workspace (it ran at least once)."""
+
+    name: str
+    version: str  # the spec hash of its latest run
+    spec_path: str
+    runs: int
+    last_status: str | None
+    last_run_id: str | None
+    last_run_at: datetime | None
+    steps: list[str]
+    spec: str | None = None  # the spec text (``show`` only)
