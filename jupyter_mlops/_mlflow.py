@@ -123,7 +123,7 @@ def save_model_object(obj: Any, path: Path) -> str:
         import mlflow.sklearn
 
         # cloudpickle: skops refuses common estimators (e.g. RandomForest) unless each type is trusted by hand.
-        with _quiet("mlflow.sklearn"):
+        with quiet("mlflow.sklearn"):
             mlflow.sklearn.save_model(obj, str(path), serialization_format="cloudpickle")
     elif flavor == "onnx":
         import mlflow.onnx
@@ -143,17 +143,19 @@ def save_model_object(obj: Any, path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Silence one of MLflow's loggers for a block (its advice does not apply to a choice made on purpose)."""
+def quiet(*loggers: str) -> Iterator[None]:
+    """Silence some of MLflow's loggers for a block (set-up chatter, advice that does not apply to a choice made on
+    purpose)."""
     import logging
 
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.ERROR)
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for log, _ in saved:
+        log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in saved:
+            log.setLevel(level)
 
 
 def terminate_run(client: MlflowClient, run_id: str, status: str) -> None:

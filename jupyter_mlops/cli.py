@@ -259,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlopsError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if getattr(args, "json", False):
         from jupyter_mlops.render import to_json
 

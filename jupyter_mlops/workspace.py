@@ -67,13 +67,19 @@ class Workspace:
         from jupyter_mlops import _mlflow
 
         _mlflow.check_server(self.tracking_uri)
-        if not self.is_local or (self.root / "mlflow.db").exists():
+        ready = self.root / ".mlflow-store-ready"  # mlflow.db exists before MLflow has finished creating it
+        if not self.is_local or ready.exists():
             return _mlflow.make_client(self.tracking_uri)
         # Creating the SQLite stores runs MLflow's migrations: only one process may do that at a time.
-        with self._file_lock(".mlflow-store.lock"), _mlflow.translated_errors("opening the tracking store"):
+        with (
+            self._file_lock(".mlflow-store.lock"),
+            _mlflow.translated_errors("opening the tracking store"),
+            _mlflow.quiet("mlflow.store.db.utils", "alembic"),
+        ):
             client = _mlflow.make_client(self.tracking_uri)
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
+            ready.touch()
         return client
 
     @cached_property
