@@ -65,24 +65,26 @@ class Collector:
     def __init__(self, folder: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
-        self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str]]] = queue.SimpleQueue()
         threading.Thread(target=self._drain, name="mlops-collector", daemon=True).start()
 
-    def add(self, deployment: str, body: bytes, output: Any) -> None:
+    def add(self, deployment: str, body: bytes, output_json: str) -> None:
+        """Queue one request; the JSON line is built off the request path."""
+        self._queue.put((deployment, (time.time(), body, output_json)))
+
+    @staticmethod
+    def _line(deployment: str, item: tuple[float, bytes, str]) -> str:
+        moment, body, output_json = item
         try:
-            request = json.loads(body)
+            request = body.decode()
+            json.loads(request)  # embedded as it came when it is JSON (it was parsed to be scored)
         except ValueError:
-            request = body.decode(errors="replace")
-        line = json.dumps(
-            {
-                "time": datetime.now(timezone.utc).isoformat(),
-                "deployment": deployment,
-                "input": request,
-                "output": output,
-            },
-            default=str,
+            request = json.dumps(body.decode(errors="replace"))
+        stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat()
+        return (
+            f'{{"time": "{stamp}", "deployment": {json.dumps(deployment)}, "input": {request}, '
+            f'"output": {output_json}}}'
         )
-        self._queue.put((deployment, line))
 
     def _drain(self) -> None:
         while True:
@@ -91,8 +93,8 @@ class Collector:
             while not self._queue.empty():
                 items.append(self._queue.get_nowait())
             by_deployment: dict[str, list[str]] = {}
-            for deployment, line in items:
-                by_deployment.setdefault(deployment, []).append(line)
+            for deployment, item in items:
+                by_deployment.setdefault(deployment, []).append(self._line(deployment, item))
             for deployment, lines in by_deployment.items():
                 path = self._path(deployment)
                 with open(path, "a", encoding="utf-8") as handle:
@@ -246,12 +248,13 @@ class Router:
                 self._metrics.observe(name, time.perf_counter() - started, error=True)
                 return error(500, f"The model failed: {type(exc).__name__}: {exc}", name)
             self._metrics.observe(name, time.perf_counter() - started, error=False)
+            text = json.dumps(output)
             if served.collect:
-                self.collector.add(name, body, output)
+                self.collector.add(name, body, text)
             if not named and table.mirror and random.random() * 100 < table.mirror[1]:
                 mirrored = table.served[table.mirror[0]]
                 threading.Thread(target=self._shadow, args=(mirrored, body), daemon=True).start()
-            return Response(json.dumps(output), media_type="application/json", headers={DEPLOYMENT_HEADER: name})
+            return Response(text, media_type="application/json", headers={DEPLOYMENT_HEADER: name})
 
         async def health(_: Request) -> Response:
             return JSONResponse({"status": "ok"})
@@ -281,7 +284,7 @@ class Router:
             output = served.scorer.score(body)
             self._metrics.observe(served.name, time.perf_counter() - started, error=False)
             if served.collect:
-                self.collector.add(served.name, body, output)
+                self.collector.add(served.name, body, json.dumps(output))
         except Exception:
             self._metrics.observe(served.name, time.perf_counter() - started, error=True)
 
@@ -310,12 +313,21 @@ class _Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
+        self._children: dict[str, tuple[Any, Any, Any]] = {}
 
     def observe(self, deployment: str, seconds: float, *, error: bool) -> None:
-        self.requests.labels(deployment).inc()
-        self.latency.labels(deployment).observe(seconds)
+        children = self._children.get(deployment)
+        if children is None:  # label lookups cost more than the increments: do them once per deployment
+            children = self._children[deployment] = (
+                self.requests.labels(deployment),
+                self.latency.labels(deployment),
+                self.errors.labels(deployment),
+            )
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
         if error:
-            self.errors.labels(deployment).inc()
+            errors.inc()
 
     def render(self) -> str:
         from prometheus_client import generate_latest
