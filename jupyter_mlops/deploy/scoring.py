@@ -127,11 +127,11 @@ class MicroBatcher:
     """Combines concurrent requests into one call: a model that costs the same for 1 row as for 50 (pandas schema
     work dominates) then serves many requests for the price of one.
 
-    Adaptive: a batch closes as soon as no other request is on its way in, so a lone request never waits; under
-    load it gathers for at most ``max_wait_s`` or ``max_rows`` rows.
+    Adaptive: while requests come one at a time a batch closes as soon as no other is on its way in, so a lone
+    request never waits; under load (recent batches of several) it gathers for ``max_wait_s`` or ``max_rows``.
     """
 
-    def __init__(self, predict_many: Callable[[list[Any]], list[Any]], max_rows: int = 256, max_wait_s: float = 0.002):
+    def __init__(self, predict_many: Callable[[list[Any]], list[Any]], max_rows: int = 256, max_wait_s: float = 0.003):
         import queue
 
         self.predict_many = predict_many
@@ -139,6 +139,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_s
         self._queue: queue.SimpleQueue[tuple[Any, int, Future[Any]]] = queue.SimpleQueue()
         self._arriving = 0
+        self._recent = 1.0  # moving average of the batch size: how loaded we are
         self._lock = threading.Lock()
         threading.Thread(target=self._loop, name="mlops-microbatch", daemon=True).start()
 
@@ -173,9 +174,11 @@ class MicroBatcher:
                     continue
                 except queue.Empty:
                     pass
-                if self._arriving <= 0 or time.monotonic() >= deadline:
+                # alone (recent batches of one): go now; under load: gather until the deadline
+                if time.monotonic() >= deadline or (self._arriving <= 0 and self._recent < 1.5):
                     break
                 time.sleep(0.0002)
+            self._recent = 0.8 * self._recent + 0.2 * len(batch)
             self._run(batch)
 
     def _run(self, batch: list[tuple[Any, int, Future[Any]]]) -> None:
@@ -195,7 +198,7 @@ class MicroBatcher:
 class PyfuncScorer(Scorer):
     """Any MLflow model through ``mlflow.pyfunc`` (schema enforcement included), with micro-batching."""
 
-    def __init__(self, path: Path, *, max_batch_rows: int = 256, max_wait_s: float = 0.002) -> None:
+    def __init__(self, path: Path, *, max_batch_rows: int = 256, max_wait_s: float = 0.003) -> None:
         import mlflow.pyfunc
 
         self.model = mlflow.pyfunc.load_model(str(path))
