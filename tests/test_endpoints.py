@@ -334,3 +334,45 @@ def test_onnx_conversion_refuses_what_it_cannot_prove(ws, tmp_path):
     ws.models.register(f, "not-mlflow")
     with pytest.raises(InvalidInput, match="not an MLflow model"):
         convert_to_onnx(ws, "not-mlflow:1", pd.DataFrame({"a": [1.0]}))
+
+
+def test_timeouts_size_limits_and_collection_off(ws, tmp_path, iris):
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        textwrap.dedent(
+            """
+            import json, time
+
+            def init():
+                pass
+
+            def run(raw_data):
+                seconds = json.loads(raw_data)["sleep"]
+                time.sleep(seconds)
+                return {"slept": seconds}
+            """
+        )
+    )
+    ep = ws.endpoints.create("iris-limits", auth="none")
+    try:
+        ep.deploy("slow", "iris:1", scoring_script=slow, request_timeout_s=0.5, max_body_bytes=200, collect=False)
+        ep.set_traffic({"slow": 100})
+        assert ep.invoke({"sleep": 0}) == {"slept": 0}
+        status, headers, payload = post(ep.scoring_uri, json.dumps({"sleep": 2}))
+        assert status == 504 and "request_timeout" in payload["message"] and headers["mlops-model-deployment"] == "slow"
+        status, _, payload = post(ep.scoring_uri, json.dumps({"sleep": 0, "pad": "x" * 500}))
+        assert status == 413 and "max_body_bytes" in payload["message"]
+        assert ep.invoke({"sleep": 0}) == {"slept": 0}  # still serving
+        time.sleep(0.5)
+        assert not (ws.root / "collected" / "iris-limits").exists()
+    finally:
+        ep.delete()
+
+
+def test_wrong_types_for_a_model_without_signature_are_a_400(endpoint):
+    status, _, payload = post(
+        endpoint.scoring_uri,
+        json.dumps({"inputs": [["a", "b", "c", "d"]]}),
+        {**auth(endpoint), "mlops-model-deployment": "blue"},
+    )
+    assert status == 400 and "refused the input" in payload["message"]

@@ -24,7 +24,7 @@ def counting_model(tmp_path_factory) -> Path:
 
             Doubler.calls = getattr(Doubler, "calls", 0) + 1
             if (model_input["x"] < 0).any():
-                raise ValueError("negative input")
+                raise RuntimeError("negative input")
             time.sleep(0.02)  # a fixed cost per call, as pandas schema work is for real models
             return (model_input["x"] * 2).tolist()
 
@@ -90,5 +90,5 @@ def test_a_failing_request_does_not_fail_the_others_in_its_batch(counting_model)
         t.start()
     for t in threads:
         t.join()
-    assert isinstance(outcomes[3], ValueError)
+    assert isinstance(outcomes[3], RuntimeError)
     assert all(outcomes[i] == {"predictions": [2.0 * i]} for i in range(8) if i != 3)

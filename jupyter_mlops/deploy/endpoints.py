@@ -188,6 +188,8 @@ class Endpoints:
         instances: int = 1,
         collect: bool = True,
         onnx: bool = True,
+        request_timeout_s: float = 60.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
     ) -> DeploymentInfo:
         """Add (0% traffic until set) or replace deployment ``deployment`` with ``model`` (``churn:3``,
         ``models:/churn/3``, ``models:/churn@champion``); returns once the router serves it."""
@@ -210,8 +212,16 @@ class Endpoints:
         if script and not Path(script).is_file():
             raise InvalidInput(f"The scoring script {script} does not exist.")
         self._record(endpoint)
+        if request_timeout_s <= 0 or max_body_bytes <= 0:
+            raise InvalidInput("request_timeout_s and max_body_bytes must be positive.")
         options = json.dumps(
-            {"collect": collect, "prefer_onnx": onnx, "requested": f"{requested.name}:{requested.version}"}
+            {
+                "collect": collect,
+                "prefer_onnx": onnx,
+                "requested": f"{requested.name}:{requested.version}",
+                "request_timeout_s": request_timeout_s,
+                "max_body_bytes": max_body_bytes,
+            }
         )
         with self.ws.store.session() as session:
             row = session.scalar(

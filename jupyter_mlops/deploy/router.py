@@ -8,6 +8,7 @@ replaced deployment never drops a request. Run as ``python -m jupyter_mlops.depl
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hmac
 import json
 import logging
@@ -28,7 +29,6 @@ from jupyter_mlops.workspace import Workspace
 log = logging.getLogger("jupyter_mlops.router")
 POLL_S = 0.05
 DEPLOYMENT_HEADER = "mlops-model-deployment"
-MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Served:
     model: str  # name:version
     scorer: Scorer
     collect: bool
+    request_timeout_s: float = 60.0
+    max_body_bytes: int = 10 * 1024 * 1024
 
 
 @dataclass
@@ -143,7 +145,14 @@ class Router:
             model = f"{row.model_name}:{row.model_version}"
             try:
                 scorer = self._scorer(row.model_name, row.model_version, row.model_uri, row.scoring_script, options)
-                served[row.name] = Served(row.name, model, scorer, options.get("collect", True))
+                served[row.name] = Served(
+                    row.name,
+                    model,
+                    scorer,
+                    options.get("collect", True),
+                    float(options.get("request_timeout_s", 60.0)),
+                    int(options.get("max_body_bytes", 10 * 1024 * 1024)),
+                )
                 outcomes[row.name] = ("active", None)
             except Exception as exc:  # a deployment that fails to load must not take the others down
                 log.exception("deployment %s failed to load", row.name)
@@ -221,11 +230,6 @@ class Router:
                 given = request.headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {table.auth_key}".encode()):
                     return error(401, "Missing or wrong key: send 'Authorization: Bearer KEY'.")
-            if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-                return error(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                return error(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
             named = request.headers.get(DEPLOYMENT_HEADER)
             name = named or table.pick()
             if name is None:
@@ -233,13 +237,23 @@ class Router:
             served = table.served.get(name)
             if served is None:
                 return error(404, f"No deployment named {name!r}; deployments: {', '.join(table.served) or 'none'}.")
+            too_large = f"The body is larger than {served.max_body_bytes} bytes (the deployment's max_body_bytes)."
+            if int(request.headers.get("content-length") or 0) > served.max_body_bytes:
+                return error(413, too_large, name)
+            body = await request.body()
+            if len(body) > served.max_body_bytes:
+                return error(413, too_large, name)
             started = time.perf_counter()
             try:
-                output = (
-                    served.scorer.score(body)
-                    if served.scorer.fast
-                    else await run_in_threadpool(served.scorer.score, body)
-                )
+                if served.scorer.fast:
+                    output = served.scorer.score(body)
+                else:
+                    output = await asyncio.wait_for(
+                        run_in_threadpool(served.scorer.score, body), timeout=served.request_timeout_s
+                    )
+            except asyncio.TimeoutError:
+                self._metrics.observe(name, time.perf_counter() - started, error=True)
+                return error(504, f"The model took longer than {served.request_timeout_s:g} s (request_timeout).", name)
             except MlopsError as exc:
                 self._metrics.observe(name, time.perf_counter() - started, error=True)
                 return error(exc.http_status, exc.message, name)

@@ -241,6 +241,8 @@ class PyfuncScorer(Scorer):
 
             if isinstance(exc, MlflowException):  # schema enforcement: the caller's input is wrong
                 raise InvalidInput(str(exc.message)[:500]) from exc
+            if isinstance(exc, (ValueError, TypeError)):  # e.g. text where the model wants numbers
+                raise InvalidInput(f"The model refused the input: {exc}"[:500]) from exc
             raise
         if not isinstance(result, list) or len(result) != len(rows):
             if len(items) == 1:
