@@ -40,6 +40,7 @@ __all__ = [
     "NotFound",
     "Workspace",
     "__version__",
+    "batch",
     "convert_to_onnx",
     "default_workspace",
     "endpoints",
@@ -85,7 +86,7 @@ def register_model(
 
 # ``mlops.models``, ``mlops.runs`` and ``mlops.endpoints`` are the default workspace's services; the feature modules
 # (whose verbs take ``workspace=``) are imported on first use. Both keep ``import jupyter_mlops`` light.
-_SERVICES = ("endpoints", "models", "runs")
+_SERVICES = ("batch", "endpoints", "models", "runs")
 _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",

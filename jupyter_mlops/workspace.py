@@ -22,6 +22,7 @@ from jupyter_mlops.exceptions import InvalidInput
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from jupyter_mlops.deploy.batch import BatchEndpoints
     from jupyter_mlops.deploy.endpoints import Endpoints
     from jupyter_mlops.events import Events
     from jupyter_mlops.jobs import Job, Runs
@@ -106,6 +107,12 @@ class Workspace:
         from jupyter_mlops.deploy.endpoints import Endpoints
 
         return Endpoints(self)
+
+    @cached_property
+    def batch(self) -> BatchEndpoints:
+        from jupyter_mlops.deploy.batch import BatchEndpoints
+
+        return BatchEndpoints(self)
 
     @cached_property
     def events(self) -> Events:

@@ -71,6 +71,11 @@ def delete(ws: Workspace, a: argparse.Namespace) -> Result:
 
 
 def add_commands(commands: Commands) -> None:
+    add_endpoint_commands(commands)
+    add_batch_commands(commands)
+
+
+def add_endpoint_commands(commands: Commands) -> None:
     group = commands.group("endpoints", "online endpoints: deployments, traffic, mirroring")
     p = commands.command(group, "create", create, "start an endpoint (a router process on 127.0.0.1)")
     p.add_argument("name")
@@ -103,4 +108,61 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("deployment", nargs="?")
     p.add_argument("--lines", type=int, default=100)
     p = commands.command(group, "delete", delete, "stop and remove an endpoint")
+    p.add_argument("name")
+
+
+def batch_create(ws: Workspace, a: argparse.Namespace) -> Result:
+    endpoint = ws.batch.create(
+        a.name,
+        a.model,
+        scoring_script=a.scoring_script,
+        mini_batch_size=a.mini_batch_size,
+        max_concurrency=a.max_concurrency,
+        output_action=a.output_action,
+        error_threshold=a.error_threshold,
+        retries=a.retries,
+        timeout=a.timeout,
+    )
+    return result(endpoint, f"Batch endpoint {a.name} scores with {endpoint.model}.")
+
+
+def batch_invoke(ws: Workspace, a: argparse.Namespace) -> Result:
+    outcome = ws.batch.invoke(a.name, a.input, progress=not a.json)
+    return result(
+        outcome, f"Scored {outcome.rows} rows from {outcome.files} file(s): {outcome.output or 'summary only'}"
+    )
+
+
+def batch_list(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.batch.list())
+
+
+def batch_show(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.batch.get(a.name))
+
+
+def batch_delete(ws: Workspace, a: argparse.Namespace) -> Result:
+    ws.batch.delete(a.name)
+    return result({"name": a.name, "deleted": True}, f"Deleted batch endpoint {a.name}.")
+
+
+def add_batch_commands(commands: Commands) -> None:
+    group = commands.group("batch", "batch endpoints: score folders of CSV/Parquet files")
+    p = commands.command(group, "create", batch_create, "create a batch endpoint for a model")
+    p.add_argument("name")
+    p.add_argument("model", help="NAME:VERSION, models:/NAME/VERSION or models:/NAME@ALIAS")
+    p.add_argument("--scoring-script", help="score.py with init() and run(mini_batch)")
+    p.add_argument("--mini-batch-size", type=int, default=10, help="files per mini-batch")
+    p.add_argument("--max-concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--output-action", choices=["append_row", "summary_only"], default="append_row")
+    p.add_argument("--error-threshold", type=int, default=-1, help="failed mini-batches tolerated (-1: all)")
+    p.add_argument("--retries", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=30, help="seconds per file of a mini-batch")
+    p = commands.command(group, "invoke", batch_invoke, "score a file or a folder (resumes an interrupted run)")
+    p.add_argument("name")
+    p.add_argument("input")
+    commands.command(group, "list", batch_list, "list batch endpoints")
+    p = commands.command(group, "show", batch_show, "show a batch endpoint")
+    p.add_argument("name")
+    p = commands.command(group, "delete", batch_delete, "delete a batch endpoint")
     p.add_argument("name")

@@ -26,3 +26,16 @@ class EndpointRecord(Base):
     config_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     applied_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class BatchEndpointRecord(Base):
+    """A batch endpoint: the model (``name:version`` or ``name@alias``, resolved per invocation) and its options."""
+
+    __tablename__ = "mlops_batch_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    model: Mapped[str] = mapped_column(String(512), nullable=False)
+    scoring_script: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    options: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

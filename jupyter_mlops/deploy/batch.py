@@ -1,0 +1,348 @@
+"""Batch endpoints: score folders of CSV/Parquet files in mini-batches with worker processes, as Azure ML does.
+
+A mini-batch is ``mini_batch_size`` files. Each one is scored in a worker process (the model loads once per
+process), retried up to ``retries`` times, then counted against ``error_threshold`` (-1: never abort). Finished
+mini-batches are written as parts in the invocation's folder, so re-invoking after a crash skips them.
+``output_action="append_row"`` writes ``predictions.csv`` with the source file and row of each prediction;
+``"summary_only"`` only counts. A scoring script's ``run(mini_batch)`` receives the file paths and returns rows
+(a DataFrame or a list). Each invocation is an MLflow run with its counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jupyter_mlops.exceptions import Conflict, InvalidInput, MlopsError, NotFound
+from jupyter_mlops.records import Record
+
+if TYPE_CHECKING:
+    from jupyter_mlops.workspace import Workspace
+
+SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class BatchEndpoint(Record):
+    name: str
+    model: str
+    scoring_script: str | None
+    mini_batch_size: int
+    max_concurrency: int
+    output_action: str
+    error_threshold: int
+    retries: int
+    timeout: float
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BatchResult(Record):
+    endpoint: str
+    run_id: str
+    status: str  # succeeded | failed
+    files: int
+    mini_batches: int
+    skipped_mini_batches: int  # finished by an earlier invocation
+    failed_mini_batches: int
+    rows: int
+    duration_s: float
+    output: str | None
+    table_columns: ClassVar[tuple[str, ...]] = ("endpoint", "status", "files", "rows", "failed_mini_batches", "output")
+
+
+class BatchEndpoints:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def create(
+        self,
+        name: str,
+        model: str,
+        *,
+        scoring_script: str | os.PathLike[str] | None = None,
+        mini_batch_size: int = 10,
+        max_concurrency: int = 2,
+        output_action: str = "append_row",
+        error_threshold: int = -1,
+        retries: int = 3,
+        timeout: float = 30,
+    ) -> BatchEndpoint:
+        from sqlalchemy.exc import IntegrityError
+
+        from jupyter_mlops.deploy.endpoints import _model_ref
+        from jupyter_mlops.store.endpoints import BatchEndpointRecord
+
+        model_name, version = _model_ref(model)
+        self.ws.models.get(model_name, version)  # exists now (resolved again at each invocation)
+        if output_action not in ("append_row", "summary_only"):
+            raise InvalidInput(f"output_action is 'append_row' or 'summary_only', not {output_action!r}.")
+        if mini_batch_size < 1 or max_concurrency < 1 or retries < 0 or timeout <= 0 or error_threshold < -1:
+            raise InvalidInput(
+                "mini_batch_size and max_concurrency are at least 1, retries at least 0, timeout positive, "
+                "error_threshold -1 (never abort) or more."
+            )
+        script = str(Path(scoring_script).resolve()) if scoring_script else None
+        if script and not Path(script).is_file():
+            raise InvalidInput(f"The scoring script {script} does not exist.")
+        options = {
+            "mini_batch_size": mini_batch_size,
+            "max_concurrency": max_concurrency,
+            "output_action": output_action,
+            "error_threshold": error_threshold,
+            "retries": retries,
+            "timeout": timeout,
+        }
+        try:
+            with self.ws.store.session() as session:
+                session.add(
+                    BatchEndpointRecord(name=name, model=model, scoring_script=script, options=json.dumps(options))
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"A batch endpoint named {name!r} exists; delete it first or choose another name.") from exc
+        return self.get(name)
+
+    def get(self, name: str) -> BatchEndpoint:
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.endpoints import BatchEndpointRecord
+
+        with self.ws.store.session() as session:
+            record = session.scalar(select(BatchEndpointRecord).where(BatchEndpointRecord.name == name))
+            if record is None:
+                names = session.scalars(select(BatchEndpointRecord.name)).all()
+                raise NotFound(f"No batch endpoint named {name!r}; batch endpoints: {', '.join(names) or 'none'}.")
+            return BatchEndpoint(
+                name=record.name,
+                model=record.model,
+                scoring_script=record.scoring_script,
+                created_at=record.created_at,
+                **json.loads(record.options),
+            )
+
+    def list(self) -> list[BatchEndpoint]:
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.endpoints import BatchEndpointRecord
+
+        with self.ws.store.session() as session:
+            names = session.scalars(select(BatchEndpointRecord.name).order_by(BatchEndpointRecord.name)).all()
+        return [self.get(n) for n in names]
+
+    def delete(self, name: str) -> None:
+        from sqlalchemy import delete
+
+        from jupyter_mlops.store.endpoints import BatchEndpointRecord
+
+        self.get(name)
+        with self.ws.store.session() as session:
+            session.execute(delete(BatchEndpointRecord).where(BatchEndpointRecord.name == name))
+
+    def invoke(self, name: str, input: str | os.PathLike[str], *, progress: bool = True) -> BatchResult:
+        """Score every CSV/Parquet file of ``input`` (a file or a folder)."""
+        from jupyter_mlops import _mlflow
+        from jupyter_mlops.deploy.endpoints import _model_ref
+
+        endpoint = self.get(name)
+        files = _input_files(Path(input))
+        model = self.ws.models.get(*_model_ref(endpoint.model))
+        batches = [files[i : i + endpoint.mini_batch_size] for i in range(0, len(files), endpoint.mini_batch_size)]
+        key = hashlib.sha256(
+            json.dumps(
+                [f"{model.name}:{model.version}", [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]]
+            ).encode()
+        ).hexdigest()[:16]
+        folder = self.ws.root / "batch" / name / key  # the same input again: resume in the same folder
+        parts = folder / "parts"
+        parts.mkdir(parents=True, exist_ok=True)
+        model_dir = folder / "model"
+        if not model_dir.exists():
+            self.ws.models.download(model.name, model.version, folder / "model.tmp").rename(model_dir)
+        client = self.ws.client
+        run = client.create_run(
+            self.ws.experiment_id(f"batch-{name}"),
+            run_name=f"{name}-{key}",
+            tags={
+                "mlops.batch_endpoint": name,
+                "mlops.model": f"{model.name}:{model.version}",
+                "mlops.output": str(folder),
+            },
+        )
+        started = time.perf_counter()
+        done = {int(p.stem) for p in parts.glob("*.parquet")}
+        todo = [i for i in range(len(batches)) if i not in done]
+        failed: list[int] = []
+        aborted = False
+        bar = _progress(len(batches), len(done), progress, name)
+        with ProcessPoolExecutor(
+            max_workers=min(endpoint.max_concurrency, max(1, len(todo))),
+            initializer=_worker_init,
+            initargs=(str(model_dir), endpoint.scoring_script),
+        ) as pool:
+            attempts = dict.fromkeys(todo, 0)
+            running: dict[Future[int], int] = {
+                pool.submit(_score_batch, i, [str(f) for f in batches[i]], str(parts)): i for i in todo
+            }
+            while running:
+                future = next(iter(running))
+                index = running.pop(future)
+                try:
+                    future.result(timeout=endpoint.timeout * max(1, len(batches[index])))
+                    bar.update(1)
+                    continue
+                except (FutureTimeout, Exception):
+                    attempts[index] += 1
+                if attempts[index] <= endpoint.retries:
+                    running[pool.submit(_score_batch, index, [str(f) for f in batches[index]], str(parts))] = index
+                    continue
+                failed.append(index)
+                bar.update(1)
+                if endpoint.error_threshold != -1 and len(failed) > endpoint.error_threshold:
+                    aborted = True
+                    for pending in running:
+                        pending.cancel()
+                    break
+        bar.close()
+        rows = _rows_scored(parts)
+        output = None
+        if endpoint.output_action == "append_row" and not aborted:
+            output = str(_write_predictions(parts, folder / "predictions.csv"))
+        duration = time.perf_counter() - started
+        status = "failed" if aborted else "succeeded"
+        with _mlflow.translated_errors(f"recording batch invocation of {name}"):
+            client.log_metric(run.info.run_id, "files", len(files))
+            client.log_metric(run.info.run_id, "rows", rows)
+            client.log_metric(run.info.run_id, "failed_mini_batches", len(failed))
+            client.log_metric(run.info.run_id, "skipped_mini_batches", len(done))
+            client.log_metric(run.info.run_id, "duration_s", duration)
+            _mlflow.terminate_run(client, run.info.run_id, "FAILED" if aborted else "FINISHED")
+        result = BatchResult(
+            endpoint=name,
+            run_id=run.info.run_id,
+            status=status,
+            files=len(files),
+            mini_batches=len(batches),
+            skipped_mini_batches=len(done),
+            failed_mini_batches=len(failed),
+            rows=rows,
+            duration_s=duration,
+            output=output,
+        )
+        if aborted:
+            raise MlopsError(
+                f"Batch invocation of {name} stopped: {len(failed)} mini-batch(es) failed, more than "
+                f"error_threshold={endpoint.error_threshold}. Finished parts are kept in {folder}; invoke again to "
+                "resume.",
+                result=result.to_dict(),
+            )
+        return result
+
+
+# -- worker processes -------------------------------------------------------------------------------------------
+_scorer: Any = None
+
+
+def _worker_init(model_dir: str, script: str | None) -> None:
+    """Load the model once per worker process."""
+    global _scorer
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    if script:
+        import importlib.util
+        import sys
+
+        os.environ["MLOPS_MODEL_DIR"] = model_dir
+        spec = importlib.util.spec_from_file_location("mlops_batch_score", script)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(Path(script).parent))
+        spec.loader.exec_module(module)
+        module.init()
+        _scorer = ("script", module.run)
+        return
+    mlmodel = Path(model_dir) / "MLmodel"
+    import yaml
+
+    flavors = yaml.safe_load(mlmodel.read_text()).get("flavors", {}) if mlmodel.is_file() else {}
+    if "onnx" in flavors:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(
+            str(Path(model_dir) / flavors["onnx"]["data"]), providers=["CPUExecutionProvider"]
+        )
+        _scorer = ("onnx", session)
+    else:
+        import mlflow.pyfunc
+
+        _scorer = ("pyfunc", mlflow.pyfunc.load_model(model_dir))
+
+
+def _score_batch(index: int, files: list[str], parts: str) -> int:
+    """Score one mini-batch and write its part (atomically: a part exists only when complete)."""
+    import numpy as np
+    import pandas as pd
+
+    kind, scorer = _scorer
+    if kind == "script":
+        result = scorer(files)
+        frame = result if isinstance(result, pd.DataFrame) else pd.DataFrame({"prediction": list(result)})
+        frame.insert(0, "row", range(len(frame)))
+        frame.insert(0, "file", ",".join(Path(f).name for f in files))
+    else:
+        frames = []
+        for path in files:
+            data = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+            if kind == "onnx":
+                name = scorer.get_inputs()[0].name
+                output = scorer.get_outputs()[0].name
+                predictions = scorer.run([output], {name: data.to_numpy(dtype=np.float32)})[0]
+            else:
+                predictions = scorer.predict(data)
+            frames.append(
+                pd.DataFrame({"file": Path(path).name, "row": range(len(data)), "prediction": list(predictions)})
+            )
+        frame = pd.concat(frames, ignore_index=True)
+    target = Path(parts) / f"{index}.parquet"
+    staging = target.with_suffix(".tmp")
+    frame.to_parquet(staging, index=False)
+    staging.rename(target)
+    return len(frame)
+
+
+def _input_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise InvalidInput(f"The batch input {path} does not exist.")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES)
+    files = [f for f in files if f.suffix in SUFFIXES]
+    if not files:
+        raise InvalidInput(f"{path} holds no CSV or Parquet file to score.")
+    return files
+
+
+def _rows_scored(parts: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in parts.glob("*.parquet"))
+
+
+def _write_predictions(parts: Path, target: Path) -> Path:
+    import pandas as pd
+
+    frames = [pd.read_parquet(p) for p in sorted(parts.glob("*.parquet"), key=lambda p: int(p.stem))]
+    pd.concat(frames, ignore_index=True).to_csv(target, index=False)
+    return target
+
+
+def _progress(total: int, done: int, enabled: bool, name: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, disable=not enabled, desc=f"batch {name}", unit="mini-batch")
