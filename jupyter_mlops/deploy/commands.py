@@ -127,7 +127,7 @@ def batch_create(ws: Workspace, a: argparse.Namespace) -> Result:
 
 
 def batch_invoke(ws: Workspace, a: argparse.Namespace) -> Result:
-    outcome = ws.batch.invoke(a.name, a.input, progress=not a.json)
+    outcome = ws.batch.invoke(a.name, a.input, progress=not getattr(a, "json", False))
     return result(
         outcome, f"Scored {outcome.rows} rows from {outcome.files} file(s): {outcome.output or 'summary only'}"
     )

@@ -45,13 +45,13 @@ def tail(ws: Workspace, a: argparse.Namespace) -> Result:
 
     last = events[-1].seq if events else a.after or 0
     for event in events:
-        print(to_json(event) if a.json else Result(event).text(), flush=True)
+        print(to_json(event) if getattr(a, "json", False) else Result(event).text(), flush=True)
     try:
         while True:  # until Ctrl-C
             time.sleep(1.0)
             for event in ws.events.tail(types=a.type, after=last, limit=a.limit):
                 last = event.seq or last
-                print(to_json(event) if a.json else Result(event).text(), flush=True)
+                print(to_json(event) if getattr(a, "json", False) else Result(event).text(), flush=True)
     except KeyboardInterrupt:
         return result([], "")
 
