@@ -43,6 +43,7 @@ __all__ = [
     "batch",
     "convert_to_onnx",
     "default_workspace",
+    "drift",
     "endpoints",
     "environments",
     "events",
@@ -50,6 +51,7 @@ __all__ = [
     "load_ipython_extension",
     "log_dataset",
     "models",
+    "monitors",
     "pipelines",
     "register_model",
     "runs",
@@ -86,7 +88,7 @@ def register_model(
 
 # ``mlops.models``, ``mlops.runs`` and ``mlops.endpoints`` are the default workspace's services; the feature modules
 # (whose verbs take ``workspace=``) are imported on first use. Both keep ``import jupyter_mlops`` light.
-_SERVICES = ("batch", "endpoints", "models", "runs")
+_SERVICES = ("batch", "endpoints", "models", "monitors", "runs")
 _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",
@@ -103,6 +105,14 @@ def __getattr__(attr: str) -> Any:
 
         return importlib.import_module(_MODULES[attr])
     raise AttributeError(f"module 'jupyter_mlops' has no attribute {attr!r}")
+
+
+def drift(reference: Any, current: Any, *, features: list[str] | None = None, drift_share: float = 0.5) -> Any:
+    """Data drift of ``current`` against ``reference`` (DataFrames): ``.drifted``, ``.drift_share``, ``.features``,
+    ``.save_html()``; shows evidently's report inline in a notebook."""
+    from jupyter_mlops.monitoring.drift import drift as _drift
+
+    return _drift(reference, current, features=features, drift_share=drift_share)
 
 
 def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4) -> Any:

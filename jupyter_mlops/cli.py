@@ -157,6 +157,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "jupyter_mlops.environments.commands",
     "jupyter_mlops.deploy.commands",
     "jupyter_mlops.events.commands",
+    "jupyter_mlops.monitoring.commands",
     "jupyter_mlops.pipelines.commands",
 )
 

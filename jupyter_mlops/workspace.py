@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from jupyter_mlops.deploy.endpoints import Endpoints
     from jupyter_mlops.events import Events
     from jupyter_mlops.jobs import Job, Runs
+    from jupyter_mlops.monitoring.monitors import Monitors
     from jupyter_mlops.registry import ModelRegistry
     from jupyter_mlops.store import MetadataStore
 
@@ -113,6 +114,12 @@ class Workspace:
         from jupyter_mlops.deploy.batch import BatchEndpoints
 
         return BatchEndpoints(self)
+
+    @cached_property
+    def monitors(self) -> Monitors:
+        from jupyter_mlops.monitoring.monitors import Monitors
+
+        return Monitors(self)
 
     @cached_property
     def events(self) -> Events:

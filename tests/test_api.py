@@ -20,6 +20,7 @@ def test_all_is_exactly_the_public_surface():
         "batch",
         "convert_to_onnx",
         "default_workspace",
+        "drift",
         "endpoints",
         "environments",
         "events",
@@ -27,6 +28,7 @@ def test_all_is_exactly_the_public_surface():
         "load_ipython_extension",
         "log_dataset",
         "models",
+        "monitors",
         "pipelines",
         "register_model",
         "runs",
@@ -35,7 +37,17 @@ def test_all_is_exactly_the_public_surface():
     ]
     for name in jupyter_mlops.__all__:
         # resolved lazily (the default workspace's services, modules imported on first use)
-        if name not in ("batch", "endpoints", "environments", "events", "models", "pipelines", "runs", "ui"):
+        if name not in (
+            "batch",
+            "endpoints",
+            "monitors",
+            "environments",
+            "events",
+            "models",
+            "pipelines",
+            "runs",
+            "ui",
+        ):
             assert hasattr(jupyter_mlops, name), name
 
 

@@ -1,0 +1,1 @@
+"""Drift monitoring: ad hoc drift reports, and monitors over the inputs that endpoints collect."""

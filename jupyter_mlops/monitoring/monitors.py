@@ -1,0 +1,330 @@
+"""Monitors: compare what a deployment received in a window with a reference, on a schedule.
+
+A run claims its window in the store first (``window_end`` moves forward only if nobody moved it since), so two
+schedulers at once never check the same window twice. Each run is an MLflow run with per-feature scores as metrics
+and the evidently report (HTML and JSON) as artifacts; a threshold crossed emits ``drift.detected``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
+from jupyter_mlops.records import Record
+
+if TYPE_CHECKING:
+    from jupyter_mlops.workspace import Workspace
+
+THRESHOLD_KEYS = ("drift_share", "null_rate", "out_of_range_share")
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+
+
+@dataclass(frozen=True)
+class Monitor(Record):
+    name: str
+    endpoint: str
+    deployment: str | None
+    features: list[str]
+    schedule_s: int
+    thresholds: dict[str, float]
+    window_end: datetime
+    last_run_id: str | None
+    last_result: dict[str, Any] | None
+    created_at: datetime | None
+    table_columns: ClassVar[tuple[str, ...]] = ("name", "endpoint", "deployment", "schedule_s", "window_end")
+
+
+@dataclass(frozen=True)
+class MonitorRun(Record):
+    monitor: str
+    run_id: str | None
+    window_start: datetime
+    window_end: datetime
+    rows: int
+    drifted: bool
+    drift_share: float | None
+    alerts: list[str]
+    table_columns: ClassVar[tuple[str, ...]] = ("monitor", "rows", "drifted", "drift_share", "alerts", "window_end")
+
+
+def parse_schedule(text: str | int) -> int:
+    """``"15m"``, ``"1h"``, ``"30s"``, ``"1d"`` or seconds."""
+    if isinstance(text, int):
+        seconds = text
+    else:
+        match = _DURATION.match(str(text).strip())
+        if not match:
+            raise InvalidInput(f"Cannot read the schedule {text!r}: write a number and a unit, e.g. 30s, 15m, 1h, 1d.")
+        seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds < 1:
+        raise InvalidInput("The schedule must be at least one second.")
+    return seconds
+
+
+class Monitors:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def create(
+        self,
+        name: str,
+        endpoint: str,
+        *,
+        reference: Any,
+        deployment: str | None = None,
+        features: list[str] | None = None,
+        schedule: str | int = "15m",
+        thresholds: dict[str, float] | None = None,
+    ) -> Monitor:
+        from sqlalchemy.exc import IntegrityError
+
+        from jupyter_mlops.store.monitors import MonitorRecord
+
+        info = self.ws.endpoints.show(endpoint)
+        names = [d.name for d in info.deployments]
+        if deployment is not None and deployment not in names:
+            raise InvalidInput(f"Endpoint {endpoint} has no deployment {deployment!r}; deployments: {names}.")
+        frame = _reference_frame(reference)
+        features = features or [str(c) for c in frame.columns]
+        unknown = sorted(set(features) - {str(c) for c in frame.columns})
+        if unknown:
+            raise InvalidInput(f"Features {unknown} are not columns of the reference ({list(frame.columns)}).")
+        limits = {"drift_share": 0.3, **(thresholds or {})}
+        bad = sorted(set(limits) - set(THRESHOLD_KEYS))
+        if bad:
+            raise InvalidInput(f"Unknown threshold(s) {bad}; known: {', '.join(THRESHOLD_KEYS)}.")
+        seconds = parse_schedule(schedule)
+        folder = self.ws.root / "monitors" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        frame[features].to_parquet(folder / "reference.parquet", index=False)
+        try:
+            with self.ws.store.session() as session:
+                session.add(
+                    MonitorRecord(
+                        name=name,
+                        endpoint=endpoint,
+                        deployment=deployment,
+                        reference=str(folder / "reference.parquet"),
+                        features=json.dumps(features),
+                        schedule_s=seconds,
+                        thresholds=json.dumps(limits),
+                        window_end=_now() - timedelta(seconds=seconds),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"A monitor named {name!r} exists; delete it first or choose another name.") from exc
+        return self.get(name)
+
+    def get(self, name: str) -> Monitor:
+        return _monitor(self._record(name))
+
+    def list(self) -> list[Monitor]:
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.monitors import MonitorRecord
+
+        with self.ws.store.session() as session:
+            return [_monitor(r) for r in session.scalars(select(MonitorRecord).order_by(MonitorRecord.name))]
+
+    def delete(self, name: str) -> None:
+        import shutil
+
+        from sqlalchemy import delete
+
+        from jupyter_mlops.store.monitors import MonitorRecord
+
+        self._record(name)
+        with self.ws.store.session() as session:
+            session.execute(delete(MonitorRecord).where(MonitorRecord.name == name))
+        shutil.rmtree(self.ws.root / "monitors" / name, ignore_errors=True)
+
+    def run(self, name: str, *, now: datetime | None = None) -> MonitorRun | None:
+        """Check the window since the last run; None when another scheduler has taken (or checked) it."""
+        from sqlalchemy import update
+
+        from jupyter_mlops.store.monitors import MonitorRecord
+
+        record = self._record(name)
+        start, end = _aware(record.window_end), now or _now()
+        if end <= start:
+            return None  # that window has been checked already
+        with self.ws.store.session() as session:
+            claimed = session.execute(
+                update(MonitorRecord)
+                .where(MonitorRecord.name == name, MonitorRecord.window_end == record.window_end)
+                .values(window_end=end)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if claimed != 1:
+            return None
+        try:
+            result = self._check(record, start, end)
+        except Exception as exc:
+            self.ws.events.emit(
+                "monitor.failed", f"monitors/{name}", {"monitorName": name, "error": f"{type(exc).__name__}: {exc}"}
+            )
+            raise
+        with self.ws.store.session() as session:
+            session.execute(
+                update(MonitorRecord)
+                .where(MonitorRecord.name == name)
+                .values(last_run_id=result.run_id, last_result=json.dumps(result.to_dict(), default=str))
+            )
+        return result
+
+    def run_due(self, *, now: datetime | None = None) -> list[MonitorRun]:
+        """Run every monitor whose schedule has come (for cron, CI, or the server extension's scheduler)."""
+        moment = now or _now()
+        due = [m for m in self.list() if _aware(m.window_end) + timedelta(seconds=m.schedule_s) <= moment]
+        return [r for m in due if (r := self.run(m.name, now=moment)) is not None]
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _check(self, record: Any, start: datetime, end: datetime) -> MonitorRun:
+        import pandas as pd
+
+        from jupyter_mlops import _mlflow
+        from jupyter_mlops.events import envelope
+        from jupyter_mlops.monitoring.drift import drift
+
+        features = json.loads(record.features)
+        limits = json.loads(record.thresholds)
+        reference = pd.read_parquet(record.reference)
+        current = collected_inputs(self.ws, record.endpoint, record.deployment, start, end, features)
+        client = self.ws.client
+        run = client.create_run(
+            self.ws.experiment_id(f"monitor-{record.name}"),
+            run_name=f"{record.name} {end:%Y-%m-%d %H:%M}",
+            tags={"mlops.monitor": record.name, "mlops.endpoint": record.endpoint},
+        )
+        run_id = run.info.run_id
+        with _mlflow.translated_errors(f"recording monitor {record.name}"):
+            client.log_metric(run_id, "rows", len(current))
+            if len(current) < 2:
+                _mlflow.terminate_run(client, run_id, "FINISHED")
+                return MonitorRun(record.name, run_id, start, end, len(current), False, None, [])
+            result = drift(reference, current, features=features, drift_share=limits["drift_share"])
+            client.log_metric(run_id, "drift_share", result.drift_share)
+            for row in result.features.itertuples():
+                client.log_metric(run_id, f"drift_score.{row.feature}", float(row.score))
+            alerts = []
+            if result.drifted:
+                alerts.append(f"drift_share {result.drift_share:.2f} >= {limits['drift_share']}")
+            for column, checks in result.quality.items():
+                client.log_metric(run_id, f"null_rate.{column}", checks["null_rate"])
+                if "null_rate" in limits and checks["null_rate"] > limits["null_rate"]:
+                    alerts.append(f"null_rate of {column} {checks['null_rate']:.2f} > {limits['null_rate']}")
+                share = checks.get("out_of_range", 0) / len(current)
+                if "out_of_range_share" in limits and share > limits["out_of_range_share"]:
+                    alerts.append(f"out-of-range share of {column} {share:.2f} > {limits['out_of_range_share']}")
+            with tempfile.TemporaryDirectory() as tmp:
+                result.save_html(Path(tmp) / "drift_report.html")
+                result.save_json(Path(tmp) / "drift_report.json")
+                client.log_artifacts(run_id, tmp, "report")
+            _mlflow.terminate_run(client, run_id, "FINISHED")
+        if alerts:
+            self.ws.events.emit(
+                "drift.detected",
+                f"monitors/{record.name}",
+                envelope.drift_detected(
+                    str(record.id),
+                    record.name,
+                    run_id,
+                    record.reference,
+                    f"{record.endpoint}/{record.deployment or '*'}",
+                    result.drift_share,
+                    start,
+                    end,
+                    alerts=alerts,
+                    drifted_features=result.features.query("drifted")["feature"].tolist(),
+                ),
+            )
+        return MonitorRun(record.name, run_id, start, end, len(current), result.drifted, result.drift_share, alerts)
+
+    def _record(self, name: str) -> Any:
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.monitors import MonitorRecord
+
+        with self.ws.store.session() as session:
+            record = session.scalar(select(MonitorRecord).where(MonitorRecord.name == name))
+            if record is None:
+                names = session.scalars(select(MonitorRecord.name)).all()
+                raise NotFound(f"No monitor named {name!r}; monitors: {', '.join(names) or 'none'}.", names=names)
+            return record
+
+
+def collected_inputs(
+    ws: Workspace, endpoint: str, deployment: str | None, start: datetime, end: datetime, columns: list[str]
+) -> Any:
+    """The rows a deployment (or every deployment) of ``endpoint`` received between ``start`` and ``end``."""
+    import pandas as pd
+
+    from jupyter_mlops.deploy.scoring import mlflow_payload, to_rows
+
+    root = ws.root / "collected" / endpoint
+    folders = [root / deployment] if deployment else [p for p in root.glob("*") if p.is_dir()]
+    rows: list[list[Any]] = []
+    first_day = start.date().isoformat()
+    for folder in folders:
+        for path in sorted(folder.glob("*.jsonl")):
+            if path.name[:10] < first_day:
+                continue  # one file per day: older days cannot hold the window
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    entry = json.loads(line)
+                    moment = datetime.fromisoformat(entry["time"])
+                    if not start <= moment < end or not isinstance(entry.get("input"), dict):
+                        continue
+                    try:
+                        fmt, data = mlflow_payload(json.dumps(entry["input"]).encode())
+                        batch, given = to_rows(fmt, data, None)
+                    except InvalidInput:
+                        continue  # not an MLflow-format request (a custom scoring script's body)
+                    if given and list(given) != columns:
+                        batch = [[dict(zip(given, r, strict=False)).get(c) for c in columns] for r in batch]
+                    rows.extend(batch)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _reference_frame(reference: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(reference, pd.DataFrame):
+        return reference.copy()
+    if isinstance(reference, (str, Path)) and str(reference) != "training":
+        path = Path(reference)
+        if not path.is_file():
+            raise InvalidInput(f"The reference {path} does not exist.")
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    raise InvalidInput(
+        "Pass the reference as a DataFrame or a CSV/Parquet file (for example the model's training features)."
+    )
+
+
+def _monitor(record: Any) -> Monitor:
+    return Monitor(
+        name=record.name,
+        endpoint=record.endpoint,
+        deployment=record.deployment,
+        features=json.loads(record.features),
+        schedule_s=record.schedule_s,
+        thresholds=json.loads(record.thresholds),
+        window_end=_aware(record.window_end),
+        last_run_id=record.last_run_id,
+        last_result=json.loads(record.last_result) if record.last_result else None,
+        created_at=record.created_at,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
