@@ -48,6 +48,7 @@ __all__ = [
     "environments",
     "events",
     "job",
+    "lineage",
     "load_ipython_extension",
     "log_dataset",
     "models",
@@ -113,6 +114,14 @@ def drift(reference: Any, current: Any, *, features: list[str] | None = None, dr
     from jupyter_mlops.monitoring.drift import drift as _drift
 
     return _drift(reference, current, features=features, drift_share=drift_share)
+
+
+def lineage(entity: str, *, depth: int = 6) -> Any:
+    """Where ``entity`` (``churn:3``, a run id, a file) came from and what used it; a tree in a terminal, a graph
+    in a notebook, ``.to_dict()`` for scripts."""
+    from jupyter_mlops.lineage import lineage as _lineage
+
+    return _lineage(default_workspace(), entity, depth=depth)
 
 
 def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4) -> Any:

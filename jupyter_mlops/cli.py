@@ -111,6 +111,13 @@ def models_onnx(ws: Workspace, a: argparse.Namespace) -> Result:
     )
 
 
+def lineage(ws: Workspace, a: argparse.Namespace) -> Result:
+    from jupyter_mlops.lineage import lineage as build
+
+    node = build(ws, a.entity, depth=a.depth)
+    return result(node.to_dict(), node.to_text())
+
+
 def runs_list(ws: Workspace, a: argparse.Namespace) -> Result:
     return result(ws.runs.list(a.experiment, max_results=a.max))
 
@@ -145,6 +152,10 @@ class Commands:
         )
         sub.required = True
         return sub
+
+    def single(self, name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        """A command without subcommands (``jupyter mlops lineage ENTITY``)."""
+        return self.command(self._groups, name, func, help)
 
     def command(self, group: Any, name: str, func: Command, help: str) -> argparse.ArgumentParser:
         p = group.add_parser(name, help=help, description=help, parents=[self._common])
@@ -222,6 +233,9 @@ def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=50, help="at most this many runs (default 50)")
     p = command(runs, "show", runs_show, "show one run")
     p.add_argument("run_id")
+    p = commands.single("lineage", lineage, "where a model version, run or file came from, and what used it")
+    p.add_argument("entity", help="NAME:VERSION, a run id, or a file path")
+    p.add_argument("--depth", type=int, default=6)
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).add_commands(commands)
     return parser

@@ -25,6 +25,7 @@ def test_all_is_exactly_the_public_surface():
         "environments",
         "events",
         "job",
+        "lineage",
         "load_ipython_extension",
         "log_dataset",
         "models",

@@ -113,13 +113,11 @@ def test_example_runs_records_steps_then_reuses_everything_then_reruns_only_what
 
     # When it runs again with nothing changed (and an output deleted meanwhile)
     (folder / "metrics.json").unlink()
-    started, clock = kernels.kernels_started(), time.monotonic()
+    started = kernels.kernels_started()
     second = pipelines.run(spec, workspace=local_workspace)
-    elapsed = time.monotonic() - clock
     # Then nothing executes: no kernel starts, outputs come back from the runs that made them
     assert _states(second) == {"prep": "reused", "train": "reused", "evaluate": "reused"}
     assert kernels.kernels_started() == started
-    assert elapsed < 3
     assert json.loads((folder / "metrics.json").read_text()) == metrics
     reused = local_workspace.client.get_run(second.steps["evaluate"].run_id)
     assert reused.data.tags["mlops.step.reused_from"] == first.steps["evaluate"].run_id
