@@ -42,6 +42,7 @@ __all__ = [
     "__version__",
     "batch",
     "convert_to_onnx",
+    "datasets",
     "default_workspace",
     "drift",
     "endpoints",
@@ -89,7 +90,7 @@ def register_model(
 
 # ``mlops.models``, ``mlops.runs`` and ``mlops.endpoints`` are the default workspace's services; the feature modules
 # (whose verbs take ``workspace=``) are imported on first use. Both keep ``import jupyter_mlops`` light.
-_SERVICES = ("batch", "endpoints", "models", "monitors", "runs")
+_SERVICES = ("batch", "datasets", "endpoints", "models", "monitors", "runs")
 _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",

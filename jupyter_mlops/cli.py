@@ -111,6 +111,23 @@ def models_onnx(ws: Workspace, a: argparse.Namespace) -> Result:
     )
 
 
+def datasets_register(ws: Workspace, a: argparse.Namespace) -> Result:
+    version = ws.datasets.register(a.name, a.path, description=a.description)
+    return result(version, f"{version.name} is version {version.version} (sha256 {version.digest[:12]}).")
+
+
+def datasets_list(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.datasets.list())
+
+
+def datasets_show(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.datasets.get(a.name, a.version))
+
+
+def datasets_usage(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.datasets.usage(a.name, a.version))
+
+
 def lineage(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops.lineage import lineage as build
 
@@ -233,6 +250,19 @@ def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=50, help="at most this many runs (default 50)")
     p = command(runs, "show", runs_show, "show one run")
     p.add_argument("run_id")
+    datasets = commands.group("datasets", "versioned data assets (content-hashed, profiled, usage tracked)")
+    p = command(datasets, "register", datasets_register, "register a CSV/Parquet file (same content: same version)")
+    p.add_argument("name")
+    p.add_argument("path")
+    p.add_argument("--description")
+    command(datasets, "list", datasets_list, "list dataset versions")
+    p = command(datasets, "show", datasets_show, "show a dataset version and its profile")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?")
+    p = command(datasets, "usage", datasets_usage, "which runs read a dataset")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?", type=int)
+
     p = commands.single("lineage", lineage, "where a model version, run or file came from, and what used it")
     p.add_argument("entity", help="NAME:VERSION, a run id, or a file path")
     p.add_argument("--depth", type=int, default=6)

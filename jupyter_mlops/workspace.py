@@ -22,6 +22,7 @@ from jupyter_mlops.exceptions import InvalidInput
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from jupyter_mlops.datasets import Datasets
     from jupyter_mlops.deploy.batch import BatchEndpoints
     from jupyter_mlops.deploy.endpoints import Endpoints
     from jupyter_mlops.events import Events
@@ -120,6 +121,12 @@ class Workspace:
         from jupyter_mlops.monitoring.monitors import Monitors
 
         return Monitors(self)
+
+    @cached_property
+    def datasets(self) -> Datasets:
+        from jupyter_mlops.datasets import Datasets
+
+        return Datasets(self)
 
     @cached_property
     def events(self) -> Events:

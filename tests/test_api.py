@@ -19,6 +19,7 @@ def test_all_is_exactly_the_public_surface():
         "__version__",
         "batch",
         "convert_to_onnx",
+        "datasets",
         "default_workspace",
         "drift",
         "endpoints",
