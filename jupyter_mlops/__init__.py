@@ -40,6 +40,7 @@ __all__ = [
     "NotFound",
     "Workspace",
     "__version__",
+    "audit",
     "batch",
     "convert_to_onnx",
     "datasets",
@@ -115,6 +116,14 @@ def drift(reference: Any, current: Any, *, features: list[str] | None = None, dr
     from jupyter_mlops.monitoring.drift import drift as _drift
 
     return _drift(reference, current, features=features, drift_share=drift_share)
+
+
+def audit(*, model: str) -> Any:
+    """For each version of ``model``: who registered it and why, from which run or pipeline, when it was deployed
+    where and with what traffic, when it was last used and how often, archived or deleted."""
+    from jupyter_mlops.audit import audit as _audit
+
+    return _audit(default_workspace(), model)
 
 
 def lineage(entity: str, *, depth: int = 6) -> Any:

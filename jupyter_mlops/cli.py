@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from jupyter_mlops.exceptions import InvalidInput, MlopsError
@@ -126,6 +127,16 @@ def datasets_show(ws: Workspace, a: argparse.Namespace) -> Result:
 
 def datasets_usage(ws: Workspace, a: argparse.Namespace) -> Result:
     return result(ws.datasets.usage(a.name, a.version))
+
+
+def audit(ws: Workspace, a: argparse.Namespace) -> Result:
+    from jupyter_mlops.audit import audit as build
+    from jupyter_mlops.audit import to_csv
+
+    entries = build(ws, a.model)
+    if a.csv:
+        Path(a.csv).write_text(to_csv(entries))
+    return result(entries, f"Audit of {a.model} written to {a.csv}." if a.csv else None)
 
 
 def lineage(ws: Workspace, a: argparse.Namespace) -> Result:
@@ -262,6 +273,10 @@ def build_parser(prog: str = "jupyter mlops") -> argparse.ArgumentParser:
     p = command(datasets, "usage", datasets_usage, "which runs read a dataset")
     p.add_argument("name")
     p.add_argument("version", nargs="?", type=int)
+
+    p = commands.single("audit", audit, "who registered each version of a model, why, where it ran, how it is used")
+    p.add_argument("--model", required=True)
+    p.add_argument("--csv", metavar="FILE", help="also write the audit as CSV")
 
     p = commands.single("lineage", lineage, "where a model version, run or file came from, and what used it")
     p.add_argument("entity", help="NAME:VERSION, a run id, or a file path")

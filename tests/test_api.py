@@ -17,6 +17,7 @@ def test_all_is_exactly_the_public_surface():
         "NotFound",
         "Workspace",
         "__version__",
+        "audit",
         "batch",
         "convert_to_onnx",
         "datasets",
