@@ -49,6 +49,7 @@ __all__ = [
     "endpoints",
     "environments",
     "events",
+    "explain",
     "job",
     "lineage",
     "load_ipython_extension",
@@ -124,6 +125,14 @@ def audit(*, model: str) -> Any:
     from jupyter_mlops.audit import audit as _audit
 
     return _audit(default_workspace(), model)
+
+
+def explain(model: str, data: Any, *, y: Any = None) -> Any:
+    """Which features the predictions of ``model`` (``NAME:VERSION``) depend on, stored with the version and drawn
+    inline."""
+    from jupyter_mlops.explain import explain as _explain
+
+    return _explain(default_workspace(), model, data, y=y)
 
 
 def lineage(entity: str, *, depth: int = 6) -> Any:

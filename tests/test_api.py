@@ -26,6 +26,7 @@ def test_all_is_exactly_the_public_surface():
         "endpoints",
         "environments",
         "events",
+        "explain",
         "job",
         "lineage",
         "load_ipython_extension",
