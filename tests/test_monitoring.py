@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -164,3 +165,29 @@ def test_monitor_bad_input(ws, reference):
     with pytest.raises(InvalidInput, match="DataFrame or a CSV"):
         ws.monitors.create("m", "watched", reference="training")
     assert not Path(ws.root / "monitors" / "m" / "x").exists()
+
+
+def test_model_quality_from_labels_that_arrive_later(ws, reference):
+    import urllib.request
+
+    ws.monitors.create("quality", "watched", reference=reference, deployment="blue", schedule="1h")
+    ep = ws.endpoints.get("watched")
+    rows = reference.sample(30, random_state=5)
+    request_ids, truths = [], []
+    for index, (_, row) in enumerate(rows.iterrows()):
+        body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row.tolist()]}}).encode()
+        request = urllib.request.Request(
+            ep.scoring_uri, data=body, headers={"Content-Type": "application/json", "mlops-request-id": f"r{index}"}
+        )
+        with urllib.request.urlopen(request) as response:
+            assert response.headers["mlops-request-id"] == f"r{index}"
+            predicted = json.loads(response.read())["predictions"][0]
+        request_ids.append(f"r{index}")
+        truths.append(predicted if index < 24 else 1 - predicted)  # 24 of 30 right
+    time.sleep(0.6)
+    assert ws.monitors.log_labels("watched", pd.DataFrame({"request_id": request_ids, "label": truths})) == 30
+    outcome = ws.monitors.run("quality")
+    assert outcome.quality == {"labelled": 30.0, "accuracy": 0.8}
+    assert ws.runs.get(outcome.run_id).metrics["quality.accuracy"] == 0.8
+    with pytest.raises(InvalidInput, match="request_id and label"):
+        ws.monitors.log_labels("watched", pd.DataFrame({"id": [1]}))

@@ -17,6 +17,7 @@ import random
 import shutil
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ from jupyter_mlops.workspace import Workspace
 log = logging.getLogger("jupyter_mlops.router")
 POLL_S = 0.05
 DEPLOYMENT_HEADER = "mlops-model-deployment"
+REQUEST_ID_HEADER = "mlops-request-id"  # given by the caller, or made here; labels arriving later refer to it
 
 
 @dataclass
@@ -67,16 +69,16 @@ class Collector:
     def __init__(self, folder: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
-        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str, str]]] = queue.SimpleQueue()
         threading.Thread(target=self._drain, name="mlops-collector", daemon=True).start()
 
-    def add(self, deployment: str, body: bytes, output_json: str) -> None:
+    def add(self, deployment: str, body: bytes, output_json: str, request_id: str) -> None:
         """Queue one request; the JSON line is built off the request path."""
-        self._queue.put((deployment, (time.time(), body, output_json)))
+        self._queue.put((deployment, (time.time(), body, output_json, request_id)))
 
     @staticmethod
-    def _line(deployment: str, item: tuple[float, bytes, str]) -> str:
-        moment, body, output_json = item
+    def _line(deployment: str, item: tuple[float, bytes, str, str]) -> str:
+        moment, body, output_json, request_id = item
         try:
             request = body.decode()
             json.loads(request)  # embedded as it came when it is JSON (it was parsed to be scored)
@@ -84,8 +86,8 @@ class Collector:
             request = json.dumps(body.decode(errors="replace"))
         stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat()
         return (
-            f'{{"time": "{stamp}", "deployment": {json.dumps(deployment)}, "input": {request}, '
-            f'"output": {output_json}}}'
+            f'{{"time": "{stamp}", "deployment": {json.dumps(deployment)}, "request_id": {json.dumps(request_id)}, '
+            f'"input": {request}, "output": {output_json}}}'
         )
 
     def _drain(self) -> None:
@@ -263,12 +265,15 @@ class Router:
                 return error(500, f"The model failed: {type(exc).__name__}: {exc}", name)
             self._metrics.observe(name, time.perf_counter() - started, error=False)
             text = json.dumps(output)
+            request_id = (request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex)[:128]
             if served.collect:
-                self.collector.add(name, body, text)
+                self.collector.add(name, body, text, request_id)
             if not named and table.mirror and random.random() * 100 < table.mirror[1]:
                 mirrored = table.served[table.mirror[0]]
                 threading.Thread(target=self._shadow, args=(mirrored, body), daemon=True).start()
-            return Response(text, media_type="application/json", headers={DEPLOYMENT_HEADER: name})
+            return Response(
+                text, media_type="application/json", headers={DEPLOYMENT_HEADER: name, REQUEST_ID_HEADER: request_id}
+            )
 
         async def health(_: Request) -> Response:
             return JSONResponse({"status": "ok"})
@@ -298,7 +303,7 @@ class Router:
             output = served.scorer.score(body)
             self._metrics.observe(served.name, time.perf_counter() - started, error=False)
             if served.collect:
-                self.collector.add(served.name, body, json.dumps(output))
+                self.collector.add(served.name, body, json.dumps(output), "mirror-" + uuid.uuid4().hex)
         except Exception:
             self._metrics.observe(served.name, time.perf_counter() - started, error=True)
 

@@ -50,6 +50,7 @@ class MonitorRun(Record):
     drifted: bool
     drift_share: float | None
     alerts: list[str]
+    quality: dict[str, float]  # model quality over the labelled requests of the window (log_labels)
     table_columns: ClassVar[tuple[str, ...]] = ("monitor", "rows", "drifted", "drift_share", "alerts", "window_end")
 
 
@@ -178,6 +179,26 @@ class Monitors:
             )
         return result
 
+    def log_labels(self, endpoint: str, labels: Any) -> int:
+        """Record the true outcomes of requests (a DataFrame with ``request_id`` and ``label``), for the monitors'
+        model-quality metrics; ``request_id`` is the ``mlops-request-id`` header of the response."""
+        import pandas as pd
+
+        from jupyter_mlops._filelock import FileLock
+
+        self.ws.endpoints.show(endpoint)
+        if not isinstance(labels, pd.DataFrame) or not {"request_id", "label"} <= set(labels.columns):
+            raise InvalidInput("log_labels needs a DataFrame with the columns request_id and label.")
+        folder = self.ws.root / "labels"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            json.dumps({"request_id": str(r), "label": _plain(v)})
+            for r, v in zip(labels["request_id"], labels["label"], strict=True)
+        ]
+        with FileLock(folder / f".{endpoint}.lock"), open(folder / f"{endpoint}.jsonl", "a", encoding="utf-8") as out:
+            out.write("".join(line + "\n" for line in lines))
+        return len(lines)
+
     def run_due(self, *, now: datetime | None = None) -> list[MonitorRun]:
         """Run every monitor whose schedule has come (for cron, CI, or the server extension's scheduler)."""
         moment = now or _now()
@@ -207,7 +228,7 @@ class Monitors:
             client.log_metric(run_id, "rows", len(current))
             if len(current) < 2:
                 _mlflow.terminate_run(client, run_id, "FINISHED")
-                return MonitorRun(record.name, run_id, start, end, len(current), False, None, [])
+                return MonitorRun(record.name, run_id, start, end, len(current), False, None, [], {})
             result = drift(reference, current, features=features, drift_share=limits["drift_share"])
             client.log_metric(run_id, "drift_share", result.drift_share)
             for row in result.features.itertuples():
@@ -227,6 +248,9 @@ class Monitors:
                 result.save_json(Path(tmp) / "drift_report.json")
                 client.log_artifacts(run_id, tmp, "report")
             _mlflow.terminate_run(client, run_id, "FINISHED")
+            performance = model_quality(self.ws, record.endpoint, record.deployment, start, end)
+            for metric, value in performance.items():
+                client.log_metric(run_id, f"quality.{metric}", value)
         if alerts:
             self.ws.events.emit(
                 "drift.detected",
@@ -244,7 +268,9 @@ class Monitors:
                     drifted_features=result.features.query("drifted")["feature"].tolist(),
                 ),
             )
-        return MonitorRun(record.name, run_id, start, end, len(current), result.drifted, result.drift_share, alerts)
+        return MonitorRun(
+            record.name, run_id, start, end, len(current), result.drifted, result.drift_share, alerts, performance
+        )
 
     def _record(self, name: str) -> Any:
         from sqlalchemy import select
@@ -267,9 +293,49 @@ def collected_inputs(
 
     from jupyter_mlops.deploy.scoring import mlflow_payload, to_rows
 
+    rows: list[list[Any]] = []
+    for entry in _collected(ws, endpoint, deployment, start, end):
+        if not isinstance(entry.get("input"), dict):
+            continue
+        try:
+            fmt, data = mlflow_payload(json.dumps(entry["input"]).encode())
+            batch, given = to_rows(fmt, data, None)
+        except InvalidInput:
+            continue  # not an MLflow-format request (a custom scoring script's body)
+        if given and list(given) != columns:
+            batch = [[dict(zip(given, r, strict=False)).get(c) for c in columns] for r in batch]
+        rows.extend(batch)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def model_quality(
+    ws: Workspace, endpoint: str, deployment: str | None, start: datetime, end: datetime
+) -> dict[str, float]:
+    """Accuracy (discrete labels) or mean absolute error (numbers) of the window's labelled requests."""
+    path = ws.root / "labels" / f"{endpoint}.jsonl"
+    if not path.exists():
+        return {}
+    labels = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            labels[entry["request_id"]] = entry["label"]
+    pairs = []
+    for entry in _collected(ws, endpoint, deployment, start, end):
+        predictions = entry.get("output", {}).get("predictions") if isinstance(entry.get("output"), dict) else None
+        if entry.get("request_id") in labels and predictions:
+            pairs.append((predictions[0], labels[entry["request_id"]]))
+    if not pairs:
+        return {}
+    if all(isinstance(t, float) and not float(t).is_integer() for _, t in pairs):
+        return {"labelled": float(len(pairs)), "mae": sum(abs(float(p) - t) for p, t in pairs) / len(pairs)}
+    return {"labelled": float(len(pairs)), "accuracy": sum(str(p) == str(t) for p, t in pairs) / len(pairs)}
+
+
+def _collected(ws: Workspace, endpoint: str, deployment: str | None, start: datetime, end: datetime) -> Any:
+    """The collected entries (parsed JSON lines) of a window, oldest first."""
     root = ws.root / "collected" / endpoint
     folders = [root / deployment] if deployment else [p for p in root.glob("*") if p.is_dir()]
-    rows: list[list[Any]] = []
     first_day = start.date().isoformat()
     for folder in folders:
         for path in sorted(folder.glob("*.jsonl")):
@@ -278,18 +344,12 @@ def collected_inputs(
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
                     entry = json.loads(line)
-                    moment = datetime.fromisoformat(entry["time"])
-                    if not start <= moment < end or not isinstance(entry.get("input"), dict):
-                        continue
-                    try:
-                        fmt, data = mlflow_payload(json.dumps(entry["input"]).encode())
-                        batch, given = to_rows(fmt, data, None)
-                    except InvalidInput:
-                        continue  # not an MLflow-format request (a custom scoring script's body)
-                    if given and list(given) != columns:
-                        batch = [[dict(zip(given, r, strict=False)).get(c) for c in columns] for r in batch]
-                    rows.extend(batch)
-    return pd.DataFrame(rows, columns=columns)
+                    if start <= datetime.fromisoformat(entry["time"]) < end:
+                        yield entry
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _reference_frame(reference: Any) -> Any:
