@@ -162,35 +162,7 @@ def main() -> None:
             stop(bare)
 
         # mlflow models serve on the scikit-learn version
-        port = free_port()
-        started = time.perf_counter()
-        serve = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(sk_dir),
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},  # its uvicorn
-        )
-        try:
-            wait_until_scores(f"http://127.0.0.1:{port}/invocations", row, {})
-            serve_start = time.perf_counter() - started
-            serve_rate, serve_p99 = wrk(f"http://127.0.0.1:{port}/invocations", row, {})
-        finally:
-            stop(serve)
+        serve_start, (serve_rate, serve_p99) = mlflow_serve(sk_dir, row)
 
         # a model that does not convert: a pyfunc wrapping the forest in custom Python (micro-batching)
         wrapped = root / "wrapped"
@@ -202,33 +174,7 @@ def main() -> None:
         wait_until_scores(ep.scoring_uri, row, {})
         wrapped_rate, wrapped_p99 = wrk(ep.scoring_uri, row, {})
         ep.delete()
-        port = free_port()
-        serve = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(wrapped),
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
-        )
-        try:
-            wait_until_scores(f"http://127.0.0.1:{port}/invocations", row, {})
-            wrapped_serve_rate, _ = wrk(f"http://127.0.0.1:{port}/invocations", row, {})
-        finally:
-            stop(serve)
+        _, (wrapped_serve_rate, _) = mlflow_serve(wrapped, row)
 
     figures += [
         (
@@ -261,6 +207,39 @@ def main() -> None:
     print("-" * 120)
     for figure, ours, reference, result in figures:
         print(f"{figure:34} | {ours:18} | {reference:36} | {result}")
+
+
+def mlflow_serve(model_dir: Path, row: str) -> tuple[float, tuple[float, float]]:
+    """``mlflow models serve`` on a model folder: (seconds to the first answer, (req/s, p99 ms))."""
+    port = free_port()
+    started = time.perf_counter()
+    serve = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},  # its uvicorn
+    )
+    try:
+        wait_until_scores(f"http://127.0.0.1:{port}/invocations", row, {})
+        start_s = time.perf_counter() - started
+        return start_s, wrk(f"http://127.0.0.1:{port}/invocations", row, {})
+    finally:
+        stop(serve)
 
 
 def _save_wrapped(forest, X, path: Path) -> None:
