@@ -7,7 +7,8 @@
 Each run is an MLflow run (in the experiment named after the pipeline) with one child run per step. A step whose
 notebook, parameters, input contents and environment match an earlier successful run is reused, not executed.
 The modules: ``spec`` (schema and checks), ``notebook`` (declared parameters), ``cache`` (step reuse),
-``kernels`` (kernel start-up off the critical path), ``runner`` (the DAG), ``history`` (past runs, clones),
+``kernels`` (kernel start-up off the critical path), ``runner`` (the DAG), ``sweeps`` (trials of a step's
+``sweep:``), ``execution`` (one papermill execution), ``executors`` (local or Dask), ``history`` (past runs, clones),
 ``commands`` (the CLI group), ``progress`` (the notebook display).
 """
 
@@ -42,6 +43,8 @@ def run(
     from_step: str | None = None,
     force: bool = False,
     max_parallel: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
     workspace: Workspace | None = None,
     progress: Progress | None = None,
 ) -> PipelineRun:
@@ -49,6 +52,8 @@ def run(
 
     ``only`` executes one step (its inputs from earlier runs), ``from_step`` one step and everything downstream,
     ``force`` executes every step. ``progress(step, state)`` is called on this thread at each state change.
+    ``executor="dask", scheduler="tcp://HOST:PORT"`` runs the notebooks (steps and sweep trials) as tasks on that
+    Dask cluster, whose workers see the project and the data at the same paths; the records stay written here.
     A failing step does not raise: the result's ``status`` is ``FAILED``. Ctrl-C marks the run KILLED and raises.
     """
     from jupyter_mlops.pipelines import spec
@@ -57,7 +62,15 @@ def run(
     pipeline = spec.load(Path(spec_path), parameters=parameters)
     ws = workspace or default_workspace()
     runner = Runner(
-        ws, pipeline, only=only, from_step=from_step, force=force, max_parallel=max_parallel, progress=progress
+        ws,
+        pipeline,
+        only=only,
+        from_step=from_step,
+        force=force,
+        max_parallel=max_parallel,
+        progress=progress,
+        executor=executor,
+        scheduler=scheduler,
     )
     return runner.run()
 
@@ -66,13 +79,22 @@ def resume(
     run_id: str,
     *,
     max_parallel: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
     workspace: Workspace | None = None,
     progress: Progress | None = None,
 ) -> PipelineRun:
     """Run a failed or killed pipeline run again with its stored spec and parameters, reusing what succeeded."""
     from jupyter_mlops.pipelines import history
 
-    return history.resume(workspace or default_workspace(), run_id, max_parallel=max_parallel, progress=progress)
+    return history.resume(
+        workspace or default_workspace(),
+        run_id,
+        max_parallel=max_parallel,
+        progress=progress,
+        executor=executor,
+        scheduler=scheduler,
+    )
 
 
 def list_pipelines(*, workspace: Workspace | None = None) -> list[PipelineInfo]:

@@ -57,6 +57,7 @@ def step_key(
     inputs: dict[str, str],
     outputs: list[str],
     env_hash: str,
+    sweep: dict[str, Any] | None = None,
 ) -> str:
     """The cache key: input and output *paths* are left out on purpose, only what the files contain counts."""
     payload = {
@@ -67,6 +68,8 @@ def step_key(
         "outputs": sorted(outputs),
         "env": env_hash,
     }
+    if sweep is not None:  # only then: the keys of steps without a sweep stay what they were
+        payload["sweep"] = sweep
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -80,6 +80,8 @@ def pipeline_run(ws: Workspace, a: argparse.Namespace) -> Result:
             from_step=a.from_step,
             force=a.force,
             max_parallel=a.max_parallel,
+            executor=a.executor,
+            scheduler=a.scheduler,
             workspace=ws,
             progress=_print_progress,
         )
@@ -90,7 +92,14 @@ def pipeline_resume(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
 
     with _sigterm_as_interrupt(), _interrupted():
-        record = pipelines.resume(a.run_id, max_parallel=a.max_parallel, workspace=ws, progress=_print_progress)
+        record = pipelines.resume(
+            a.run_id,
+            max_parallel=a.max_parallel,
+            executor=a.executor,
+            scheduler=a.scheduler,
+            workspace=ws,
+            progress=_print_progress,
+        )
     return _outcome(record)
 
 
@@ -137,6 +146,16 @@ def pipeline_clone(ws: Workspace, a: argparse.Namespace) -> Result:
     return result({"pipeline": a.new_name, "spec": str(path)}, f"Cloned {a.name} as {a.new_name}: {path}")
 
 
+def _executor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where notebooks execute: here (default) or on a Dask cluster (needs --scheduler)",
+    )
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler's address (--executor dask)")
+
+
 def add_commands(commands: Commands) -> None:
     group = commands.group("pipeline", "notebook pipelines (papermill steps with reuse)")
     p = commands.command(group, "run", pipeline_run, "run a pipeline.yaml (reusing unchanged steps)")
@@ -145,10 +164,17 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--only", metavar="STEP", help="execute this step only (inputs from earlier runs)")
     p.add_argument("--from", dest="from_step", metavar="STEP", help="execute this step and everything downstream")
     p.add_argument("--force", action="store_true", help="execute every step, reusing nothing")
-    p.add_argument("--max-parallel", type=int, metavar="N", help="at most N steps at once (default: CPU count)")
+    p.add_argument(
+        "--max-parallel",
+        type=int,
+        metavar="N",
+        help="at most N steps at once (default: CPU count, or the Dask cluster's threads)",
+    )
+    _executor_arguments(p)
     p = commands.command(group, "resume", pipeline_resume, "re-run a failed run, reusing the steps that succeeded")
     p.add_argument("run_id")
     p.add_argument("--max-parallel", type=int, metavar="N")
+    _executor_arguments(p)
     commands.command(group, "list", pipeline_list, "the pipelines that ran in this workspace")
     p = commands.command(group, "show", pipeline_show, "a pipeline's latest version and spec")
     p.add_argument("name")

@@ -64,6 +64,10 @@ def reconcile(ws: Workspace, experiment_ids: list[str]) -> list[str]:
             [run.info.experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
         )
+        children += client.search_runs(  # the trials of sweep steps, one level further down
+            [run.info.experiment_id],
+            filter_string=f"tags.`{r.TRIAL_PIPELINE_RUN_TAG}` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
+        )
         for child in children:
             client.set_tag(child.info.run_id, "mlops.step.status", "killed")
             _mlflow.terminate_run(client, child.info.run_id, "KILLED")
@@ -122,7 +126,13 @@ def runs(ws: Workspace, name: str, *, max_results: int = 50) -> list[PipelineRun
 
 
 def resume(
-    ws: Workspace, run_id: str, *, max_parallel: int | None = None, progress: Progress | None = None
+    ws: Workspace,
+    run_id: str,
+    *,
+    max_parallel: int | None = None,
+    progress: Progress | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> PipelineRun:
     from jupyter_mlops.pipelines import spec
 
@@ -142,7 +152,15 @@ def resume(
         parameters = json.loads(_artifact_text(ws, run_id, r.PARAMETERS_ARTIFACT))
     spec_path = Path(tags[r.SPEC_PATH_TAG])
     pipeline = spec.load(spec_path, text=text, folder=spec_path.parent, parameters=parameters)
-    runner = r.Runner(ws, pipeline, max_parallel=max_parallel, progress=progress, resumed_from=run_id)
+    runner = r.Runner(
+        ws,
+        pipeline,
+        max_parallel=max_parallel,
+        progress=progress,
+        resumed_from=run_id,
+        executor=executor,
+        scheduler=scheduler,
+    )
     return runner.run()
 
 

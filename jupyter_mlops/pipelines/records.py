@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
 from jupyter_mlops.records import Record
 
@@ -16,6 +17,15 @@ class StepResult(Record):
     run_id: str | None  # the step's child run (None when the step was skipped)
     duration_s: float | None
     outputs: dict[str, str]  # output name -> absolute path
+    # a sweep step's trials: {"trial", "parameters", "metric", "status", "run_id"} (and "error" when one failed)
+    trials: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Without ``trials`` for a step that is not a sweep."""
+        data = super().to_dict()
+        if self.trials is None:
+            data.pop("trials")
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +34,9 @@ class PipelineRun(Record):
     pipeline: str
     status: str  # the parent run's MLflow status: FINISHED, FAILED, KILLED
     steps: dict[str, StepResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "steps": {name: step.to_dict() for name, step in self.steps.items()}}
 
     @property
     def succeeded(self) -> bool:
@@ -35,6 +48,10 @@ class PipelineRun(Record):
         for name, step in self.steps.items():
             took = f"{step.duration_s:.2f}s" if step.duration_s is not None else ""
             lines.append(f"  {name:<20} {step.status:<10} {took:>8}  {step.run_id or ''}")
+            for trial in step.trials or []:
+                metric = "" if trial["metric"] is None else f"{trial['metric']:g}"
+                shown = ", ".join(f"{k}={v}" for k, v in trial["parameters"].items())
+                lines.append(f"    trial {trial['trial']:<3} {trial['status']:<9} {metric:>10}  {shown}")
         return "\n".join(lines)
 
 

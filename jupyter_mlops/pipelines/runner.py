@@ -3,6 +3,8 @@
 The main thread schedules; each step runs on a worker thread that may start the step's kernel while the
 upstream steps still run, waits for them, then reuses a cached result or executes the notebook. Progress
 events are handed back to the main thread, so that a notebook display is only ever touched from there.
+An executor (``executors``) runs the notebooks: here, or as tasks on a Dask cluster; a step with ``sweep:`` runs
+one notebook per trial, each a child run of the step's run. Every MLflow record is written from this process.
 """
 
 from __future__ import annotations
@@ -13,20 +15,20 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops import _mlflow, snapshot
 from jupyter_mlops.exceptions import InvalidInput
-from jupyter_mlops.pipelines import cache, kernels
+from jupyter_mlops.pipelines import cache, execution, executors, kernels, sweeps
 from jupyter_mlops.pipelines import notebook as notebooks
 from jupyter_mlops.pipelines.records import PipelineRun, StepResult
 from jupyter_mlops.registry import current_user
@@ -40,6 +42,12 @@ Progress = Callable[[str, str], None]
 KIND_TAG = "mlops.kind"
 PIPELINE_RUN_KIND = "pipeline-run"
 STEP_RUN_KIND = "pipeline-step"
+TRIAL_RUN_KIND = "pipeline-trial"
+TRIAL_TAG = "mlops.trial"  # the trial's number in its sweep
+TRIAL_PIPELINE_RUN_TAG = "mlops.trial.pipeline_run"  # lets a later look mark the trials of a dead runner KILLED
+EXECUTOR_TAG = "mlops.executor"
+WORKER_TAG = "mlops.executor.worker"
+TRIALS_ARTIFACT = "sweep/trials.json"
 VERSION_TAG = "mlops.pipeline.version"
 SPEC_PATH_TAG = "mlops.pipeline.spec_path"
 PID_TAG = "mlops.pipeline.pid"
@@ -77,6 +85,7 @@ class _StepState:
     kernel: kernels.Kernel | None = None
     error: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    trials: list[dict[str, Any]] | None = None  # a sweep step's trials table
 
 
 class Runner:
@@ -93,6 +102,8 @@ class Runner:
         max_parallel: int | None = None,
         progress: Progress | None = None,
         resumed_from: str | None = None,
+        executor: str = "local",
+        scheduler: str | None = None,
     ) -> None:
         for option, value in (("only", only), ("from", from_step)):
             if value is not None and value not in pipeline.steps:
@@ -105,10 +116,17 @@ class Runner:
             raise InvalidInput("Pass either --only STEP or --from STEP, not both.")
         if max_parallel is not None and max_parallel < 1:
             raise InvalidInput(f"--max-parallel must be at least 1, not {max_parallel}.")
+        if executor not in executors.EXECUTORS:
+            raise InvalidInput(
+                f"--executor {executor}: unknown executor; choose one of: {', '.join(executors.EXECUTORS)}."
+            )
+        self.executor_name, self.scheduler = executor, scheduler
+        self._executor: executors.LocalExecutor | executors.DaskExecutor = executors.LocalExecutor()
         self.ws = ws
         self.pipeline = pipeline
         self.force = force
         self.max_parallel = max_parallel or os.cpu_count() or 1
+        self._max_parallel_given = max_parallel is not None
         self.progress = progress
         self.resumed_from = resumed_from
         self.options = {"only": only, "from": from_step, "force": force}
@@ -132,9 +150,20 @@ class Runner:
         self._environments: dict[Path, tuple[str, str]] = {}
         self._env_lock = threading.Lock()  # not _client_lock: _create_child reads environments under that one
         self._git: snapshot.GitState | None = None
+        self._trial_kernels: set[kernels.Kernel] = set()  # local trials' kernels, for _cancel
 
     # -- the run ------------------------------------------------------------------------------------------------
     def run(self) -> PipelineRun:
+        self._executor = executors.create(self.executor_name, self.scheduler)  # before any record: fail fast
+        if not self._max_parallel_given and self._executor.slots:  # on a cluster: as many steps as it runs
+            self.max_parallel = self._executor.slots
+            self._slots = threading.BoundedSemaphore(self.max_parallel)
+        try:
+            return self._run()
+        finally:
+            self._executor.close()
+
+    def _run(self) -> PipelineRun:
         self._start_parent()
         kernels.register_engine()
         pool = ThreadPoolExecutor(max_workers=len(self.states), thread_name_prefix=f"mlops-{self.pipeline.name}")
@@ -159,6 +188,7 @@ class Runner:
                 run_id=s.run_id,
                 duration_s=None if s.duration_s is None else round(s.duration_s, 3),
                 outputs=dict(s.outputs),
+                trials=s.trials,
             )
             for name, s in self.states.items()
         }
@@ -194,7 +224,7 @@ class Runner:
 
     def _may_prestart(self, s: _StepState, deps: list[_StepState]) -> bool:
         """Start this step's kernel now: an upstream step is executing and none failed (it will likely run)."""
-        if s.mode not in ("auto", "execute"):
+        if s.mode not in ("auto", "execute") or s.step.sweep is not None or not self._executor.prestarts:
             return False
         if not any(d.state == "executing" for d in deps):
             return False
@@ -226,9 +256,13 @@ class Runner:
         with self._changed:
             self._cancelled = True
             self._changed.notify_all()
+        with contextlib.suppress(Exception):
+            self._executor.cancel()
         for s in self.states.values():
             if s.kernel is not None:
                 s.kernel.kill()
+        for kernel in list(self._trial_kernels):
+            kernel.kill()
         deadline = time.monotonic() + 10
         for s in self.states.values():
             while s.state in ("launched", "executing") and time.monotonic() < deadline:
@@ -325,6 +359,7 @@ class Runner:
             inputs={k: h for k, (_, h) in inputs.items()},
             outputs=list(step.outputs),
             env_hash=env_hash,
+            sweep=step.sweep.model_dump(mode="json") if step.sweep is not None else None,
         )
 
     def _reuse(self, s: _StepState, key: str, inputs: dict[str, tuple[Path, str]]) -> bool:
@@ -348,6 +383,9 @@ class Runner:
         }
         s.run_id = self._call(self._create_child, step, key, inputs, tags, "reused")
         s.outputs = {k: str(p) for k, p in step.outputs.items()}
+        if step.sweep is not None:
+            with contextlib.suppress(Exception):
+                s.trials = json.loads(self._call(self._artifact_text, previous.info.run_id, TRIALS_ARTIFACT))
         s.duration_s = time.monotonic() - started
         self._call(self._end_child, s.run_id, "reused", "FINISHED")
         self._set(step.name, "reused")
@@ -360,15 +398,16 @@ class Runner:
         step = s.step
         with self._slots:
             self._set(step.name, "executing")
-            s.run_id = self._call(self._create_child, step, key, inputs, {}, "running")
+            s.run_id = self._call(self._create_child, step, key, inputs, {EXECUTOR_TAG: self._executor.name}, "running")
             started = time.monotonic()
-            for attempt in range(step.retries + 1):
+            error = self._sweep(s, inputs) if step.sweep is not None else None  # a sweep: trials, no retries
+            for attempt in range(0 if step.sweep is not None else step.retries + 1):
                 if attempt:
                     if kernel is not None:
                         kernel.shutdown()
                     kernel = None
                     self._events.put((step.name, f"retrying ({attempt}/{step.retries})"))
-                if kernel is None:
+                if kernel is None and self._executor.prestarts:
                     kernel = self._new_kernel(s)
                 error = self._papermill(s, kernel, inputs, attempt)
                 if self._cancelled:
@@ -390,65 +429,164 @@ class Runner:
         return kernel
 
     def _papermill(
-        self, s: _StepState, kernel: kernels.Kernel, inputs: dict[str, tuple[Path, str]], attempt: int
+        self, s: _StepState, kernel: kernels.Kernel | None, inputs: dict[str, tuple[Path, str]], attempt: int
     ) -> str | None:
         """One execution of the step's notebook; returns the error (None on success). Keeps every artifact."""
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
-
         step = s.step
+        outcome = self._executor.run(self._job(step, step.name, {}, inputs, step.outputs), kernel)
+        folder = "notebook" if outcome.error is None or attempt == step.retries else f"attempts/{attempt + 1}"
+        self._call(self._log_outcome, s.run_id, folder, outcome)
+        return outcome.error
+
+    def _job(
+        self,
+        step: Step,
+        name: str,
+        swept: dict[str, Any],
+        inputs: dict[str, tuple[Path, str]],
+        outputs: dict[str, Path],
+    ) -> execution.Job:
+        from jupyter_mlops.pipelines.spec import METRICS_OUTPUT
+
         parameters = {
             **step.parameters,
+            **swept,
             **{k: str(p) for k, (p, _) in inputs.items()},
-            **{k: str(p) for k, p in step.outputs.items()},
+            **{k: str(p) for k, p in outputs.items()},
         }
-        for name, path in step.outputs.items():
-            (path if name in step.folder_outputs else path.parent).mkdir(parents=True, exist_ok=True)
-        timed_out = threading.Event()
-        timer = None
-        if step.timeout:
-            timer = threading.Timer(step.timeout, lambda: (timed_out.set(), kernel.kill()))
-            timer.daemon = True
-            timer.start()
-        error: str | None = None
-        with tempfile.TemporaryDirectory(prefix=f"mlops-step-{step.name}-") as tmp:
-            executed = Path(tmp) / step.notebook.name
-            stdout, stderr = Path(tmp) / "stdout.txt", Path(tmp) / "stderr.txt"
-            try:
-                with stdout.open("w") as out, stderr.open("w") as err:
-                    papermill.execute_notebook(
-                        str(step.notebook),
-                        str(executed),
-                        parameters=parameters,
-                        engine_name=kernels.register_engine(),
-                        kernel_name=kernel.name,
-                        km=kernel.manager,
-                        progress_bar=False,
-                        stdout_file=out,
-                        stderr_file=err,
-                    )
-            except PapermillExecutionError as exc:
-                error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                if timed_out.is_set():
-                    error = f"timed out after {step.timeout:g} s (timeout: in the spec)"
-                with contextlib.suppress(OSError), stderr.open("a") as err:
-                    err.write(traceback.format_exc())
-                    err.write(f"\n--- the kernel process's own output ---\n{kernel.output()}")
-            finally:
-                if timer is not None:
-                    timer.cancel()
+        return execution.Job(
+            name=name,
+            notebook=str(step.notebook),
+            parameters=parameters,
+            kernel_name=self._kernel_name(step),
+            outputs={k: str(p) for k, p in outputs.items()},
+            folder_outputs=tuple(step.folder_outputs),
+            timeout=step.timeout,
+            metrics_output=METRICS_OUTPUT if step.sweep is not None else None,
+        )
+
+    # -- a sweep (on the step's worker thread; trials on threads of their own) ---------------------------------
+    def _sweep(self, s: _StepState, inputs: dict[str, tuple[Path, str]]) -> str | None:
+        """Run the trials, copy the best one's outputs to the step's outputs; returns the error (None: success)."""
+        step, sweep = s.step, s.step.sweep
+        assert sweep is not None and s.run_id
+        trials = [sweeps.Trial(i + 1, point) for i, point in enumerate(sweeps.points(sweep))]
+        folder = self.ws.root / "sweeps" / s.run_id  # shared with the workers, like the workspace itself
+        running: dict[Any, sweeps.Trial] = {}
+        launched = 0
+        try:
+            with ThreadPoolExecutor(sweep.max_parallel, thread_name_prefix=f"mlops-{step.name}-trial") as pool:
+                while launched < len(trials) or running:
+                    stop = self._cancelled or sweeps.should_stop(sweep, trials)
+                    while not stop and launched < len(trials) and len(running) < sweep.max_parallel:
+                        trial = trials[launched]
+                        running[pool.submit(self._trial, s, trial, len(trials), inputs, folder)] = trial
+                        launched += 1
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        running.pop(future)
+                        future.result()  # _trial records its own failures
+            for trial in trials[launched:]:
+                trial.status = "stopped"
+            if self._cancelled:
+                raise _Cancelled
+            s.trials = [t.row() for t in trials]
+            winner = sweeps.best(sweep, trials)
+            self._call(self._log_trials, s, sweep, trials, winner)
+            if winner is None:
+                first = next((t for t in trials if t.error), None)
+                return f"all {launched} trials failed" + (f"; trial {first.trial}: {first.error}" if first else "")
+            for name, path in step.outputs.items():
+                cache._replace(self._trial_outputs(step, folder, winner)[name], path)
+            return None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _trial_outputs(self, step: Step, folder: Path, trial: sweeps.Trial) -> dict[str, Path]:
+        return {k: folder / f"trial-{trial.trial}" / k / p.name for k, p in step.outputs.items()}
+
+    def _trial(
+        self, s: _StepState, trial: sweeps.Trial, count: int, inputs: dict[str, tuple[Path, str]], folder: Path
+    ) -> None:
+        step, sweep = s.step, s.step.sweep
+        assert sweep is not None
+        kernel: kernels.Kernel | None = None
+        try:
+            trial.run_id = self._call(self._create_trial, s, trial)
+            job = self._job(
+                step, f"{step.name}-{trial.trial}", trial.parameters, inputs, self._trial_outputs(step, folder, trial)
+            )
+            if self._executor.prestarts:
+                kernel = kernels.Kernel(job.kernel_name, step.notebook.parent)
+                self._trial_kernels.add(kernel)
+                if self._cancelled:
+                    raise _Cancelled
+            outcome = self._executor.run(job, kernel)
+            self._call(self._log_outcome, trial.run_id, "notebook", outcome)
+            error = outcome.error
             if error is None:
-                missing = [n for n, p in step.outputs.items() if not p.exists()]
-                if missing:
-                    error = (
-                        f"the notebook did not write output(s) {', '.join(missing)} "
-                        f"({', '.join(str(step.outputs[m]) for m in missing)})"
-                    )
-            folder = "notebook" if error is None or attempt == step.retries else f"attempts/{attempt + 1}"
-            self._call(self._log_files, s.run_id, folder, [p for p in (executed, stdout, stderr) if p.exists()])
-        return error
+                trial.metric, error = sweeps.metric_of(sweep, outcome.metrics)
+            trial.status, trial.error = ("failed", error) if error else ("succeeded", None)
+            if self._cancelled:
+                trial.status = "stopped"
+            self._call(self._end_trial, trial, outcome.metrics)
+        except Exception as exc:
+            trial.status, trial.error = ("stopped" if self._cancelled else "failed"), f"{type(exc).__name__}: {exc}"
+            if trial.run_id:
+                with contextlib.suppress(Exception):
+                    self._call(self._end_trial, trial, {})
+        finally:
+            if kernel is not None:
+                self._trial_kernels.discard(kernel)
+                kernel.shutdown()
+        shown = f" ({sweep.metric}={trial.metric:g})" if trial.metric is not None else ""
+        self._events.put((step.name, f"sweeping: trial {trial.trial}/{count} {trial.status}{shown}"))
+
+    def _create_trial(self, s: _StepState, trial: sweeps.Trial) -> str:
+        tags = {
+            "mlflow.parentRunId": s.run_id,
+            "mlflow.user": current_user(),
+            "mlflow.source.type": "NOTEBOOK",
+            "mlflow.source.name": str(s.step.notebook),
+            KIND_TAG: TRIAL_RUN_KIND,
+            TRIAL_TAG: str(trial.trial),
+            TRIAL_PIPELINE_RUN_TAG: self.run_id,
+            cache.PIPELINE_TAG: self.pipeline.name,
+            EXECUTOR_TAG: self._executor.name,
+        }
+        run = self.ws.client.create_run(self._experiment_id, run_name=f"{s.step.name}-trial-{trial.trial}", tags=tags)
+        for key, value in {**s.step.parameters, **trial.parameters}.items():
+            self.ws.client.log_param(run.info.run_id, key, str(value)[:6000])
+        return run.info.run_id
+
+    def _end_trial(self, trial: sweeps.Trial, metrics: dict[str, float]) -> None:
+        client = self.ws.client
+        assert trial.run_id
+        for key, value in metrics.items():
+            client.log_metric(trial.run_id, key, value)
+        if trial.error:
+            client.set_tag(trial.run_id, ERROR_TAG, trial.error[:5000])
+        status = {"succeeded": "FINISHED", "failed": "FAILED"}.get(trial.status, "KILLED")
+        _mlflow.terminate_run(client, trial.run_id, status)
+
+    def _log_trials(self, s: _StepState, sweep: Any, trials: list[sweeps.Trial], winner: sweeps.Trial | None) -> None:
+        client = self.ws.client
+        assert s.run_id
+        client.log_text(s.run_id, json.dumps([t.row() for t in trials], indent=1, default=str), TRIALS_ARTIFACT)
+        client.log_text(s.run_id, sweeps.table_csv(sweep, trials), "sweep/trials.csv")
+        if winner is not None:
+            assert winner.metric is not None
+            client.log_metric(s.run_id, sweep.metric, winner.metric)
+            client.set_tag(s.run_id, "mlops.sweep.best_trial", str(winner.trial))
+            client.set_tag(s.run_id, "mlops.sweep.best_run_id", winner.run_id or "")
+            for key, value in winner.parameters.items():
+                client.log_param(s.run_id, f"best.{key}", str(value)[:6000])
+
+    def _artifact_text(self, run_id: str, path: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="mlops-artifact-") as tmp, cache._no_progress_bar():
+            return Path(self.ws.client.download_artifacts(run_id, path, tmp)).read_text()
 
     def _register(self, s: _StepState) -> None:
         register = s.step.register
@@ -547,6 +685,17 @@ class Runner:
         if duration is not None:
             client.log_metric(run_id, "duration_s", duration)
         _mlflow.terminate_run(client, run_id, status)
+
+    def _log_outcome(self, run_id: str | None, folder: str, outcome: execution.Outcome) -> None:
+        """The executed notebook and logs (written where the notebook ran) as artifacts, and where it ran."""
+        with tempfile.TemporaryDirectory(prefix="mlops-outcome-") as tmp:
+            files = []
+            for name, content in outcome.files.items():
+                (Path(tmp) / name).write_bytes(content)
+                files.append(Path(tmp) / name)
+            self._log_files(run_id, folder, files)
+        if self._executor.name != "local":
+            self.ws.client.set_tag(run_id, WORKER_TAG, outcome.where)
 
     def _log_files(self, run_id: str | None, folder: str, files: list[Path]) -> None:
         for file in files:

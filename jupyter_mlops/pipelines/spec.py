@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -28,6 +28,28 @@ class RegisterSpec(BaseModel):
     tags: dict[str, str] = {}
 
 
+class EarlyStopSpec(BaseModel):
+    """Stop launching trials once the best metric reaches ``target``, or after ``patience`` trials without gain."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: float | None = None
+    patience: int | None = Field(None, ge=1)
+
+
+class SweepSpec(BaseModel):
+    """Hyperparameter sweep of a step: each trial runs the notebook with one point of ``parameters``."""
+
+    model_config = ConfigDict(extra="forbid")
+    parameters: dict[str, Any] = Field(min_length=1)  # NAME: [values] or NAME: {min, max} (checked in _sweep)
+    sampling: Literal["grid", "random"] = "grid"
+    max_trials: int | None = Field(None, ge=1)
+    metric: str
+    goal: Literal["maximize", "minimize"] = "maximize"
+    max_parallel: int = Field(1, ge=1, le=64)
+    seed: int = 0
+    early_stop: EarlyStopSpec | None = None
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     notebook: str
@@ -38,6 +60,7 @@ class StepSpec(BaseModel):
     retries: int = Field(0, ge=0, le=10)
     timeout: float | None = Field(None, gt=0)
     register_: RegisterSpec | None = Field(None, alias="register")  # `register` would shadow BaseModel's
+    sweep: SweepSpec | None = None
 
     @field_validator("parameters", "inputs", "outputs")
     @classmethod
@@ -80,6 +103,7 @@ class Step:
     timeout: float | None
     register: RegisterSpec | None
     depends_on: tuple[str, ...]
+    sweep: SweepSpec | None = None
 
 
 @dataclass
@@ -220,6 +244,10 @@ def load(
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     if len(loc) >= 3 and loc[0] == "steps" and loc[-2] == "register":
         return list(RegisterSpec.model_fields)
+    if len(loc) >= 4 and loc[0] == "steps" and loc[-2] == "early_stop":
+        return list(EarlyStopSpec.model_fields)
+    if len(loc) >= 3 and loc[0] == "steps" and loc[-2] == "sweep":
+        return list(SweepSpec.model_fields)
     if len(loc) >= 3 and loc[0] == "steps":
         return [f.alias or name for name, f in StepSpec.model_fields.items()]
     return list(PipelineSpec.model_fields)
@@ -297,6 +325,8 @@ def _resolve(spec: PipelineSpec, spec_path: Path, text: str, positions: _Positio
                 f"{notebook.name} does not declare {', '.join(unknown)} in its `parameters` cell; "
                 f"it declares: {', '.join(declared or ()) or 'nothing'}",
             )
+        if step.sweep is not None:
+            _check_sweep(step.sweep, name, step, declared or [], spec_path, positions)
         resolved[name] = Step(
             name=name,
             notebook=notebook,
@@ -309,6 +339,7 @@ def _resolve(spec: PipelineSpec, spec_path: Path, text: str, positions: _Positio
             timeout=step.timeout,
             register=step.register_,
             depends_on=tuple(sorted({i.step for i in inputs.values() if i.step})),
+            sweep=step.sweep,
         )
     graph = {name: set(step.depends_on) for name, step in resolved.items()}
     try:
@@ -323,6 +354,57 @@ def _resolve(spec: PipelineSpec, spec_path: Path, text: str, positions: _Positio
         ) from exc
     pipeline.steps = resolved  # in the spec's order; the runner follows the dependencies
     return pipeline
+
+
+METRICS_OUTPUT = "metrics"  # the output a sweep reads its metric from: a JSON object the notebook writes
+
+
+def _check_sweep(
+    sweep: SweepSpec, name: str, step: StepSpec, declared: list[str], spec_path: Path, positions: _Positions
+) -> None:
+    where = ("steps", name, "sweep")
+
+    def error(keys: tuple[str, ...], message: str) -> InvalidInput:
+        return spec_error(spec_path, positions.line((*where, *keys)), ".".join((*where, *keys)), message)
+
+    for key, values in sweep.parameters.items():
+        if not re.match(NAME_PATTERN, str(key)):
+            raise error(("parameters", key), f"{key!r} is not a valid notebook parameter name")
+        if key in step.inputs or key in step.outputs:
+            raise error(("parameters", key), f"{key} is an input or output of the step, it cannot be swept")
+        if key not in declared:
+            raise error(
+                ("parameters", key),
+                f"{Path(step.notebook).name} does not declare {key} in its `parameters` cell; "
+                f"it declares: {', '.join(declared) or 'nothing'}",
+            )
+        if isinstance(values, list):
+            if not values:
+                raise error(("parameters", key), "list at least one value to try")
+            continue
+        bounds = values if isinstance(values, dict) else {}
+        numbers = [bounds.get(k) for k in ("min", "max")]
+        if set(bounds) != {"min", "max"} or not all(
+            isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers
+        ):
+            raise error(("parameters", key), "give a list of values or a range {min: NUMBER, max: NUMBER}")
+        if numbers[0] > numbers[1]:  # type: ignore[operator]
+            raise error(("parameters", key), f"min ({numbers[0]}) is greater than max ({numbers[1]})")
+        if sweep.sampling == "grid":
+            raise error(
+                ("parameters", key),
+                "a range {min, max} has no grid: list the values to try, or use sampling: random",
+            )
+    if sweep.sampling == "random" and sweep.max_trials is None:
+        raise error(("sampling",), "random sampling needs max_trials: how many points to draw")
+    if METRICS_OUTPUT not in step.outputs:
+        raise error(
+            ("metric",),
+            f"a sweep reads {sweep.metric!r} from the step's `{METRICS_OUTPUT}` output, a JSON object the notebook "
+            f"writes (e.g. outputs: {{{METRICS_OUTPUT}: metrics.json}}); declare that output",
+        )
+    if sweep.early_stop is not None and sweep.early_stop.target is None and sweep.early_stop.patience is None:
+        raise error(("early_stop",), "set target (a metric value to reach), patience (trials without gain), or both")
 
 
 def _input(key: str, ref: str, spec: PipelineSpec, folder: Path, spec_path: Path, line: int | None, step: str) -> Input:
