@@ -73,3 +73,32 @@ def test_bad_input(local_workspace: Workspace, tmp_path):
         local_workspace.datasets.register("x", pd.DataFrame())
     with pytest.raises(NotFound, match="No dataset nope"):
         local_workspace.datasets.get("nope")
+
+
+def test_a_pipeline_step_reads_a_registered_dataset(local_workspace: Workspace, frame, tmp_path):
+    from jupyter_mlops import pipelines
+    from tests.test_pipelines import _notebook
+
+    local_workspace.datasets.register("customers", frame)
+    local_workspace.datasets.register("customers", frame.assign(churned=1))
+    folder = tmp_path / "p"
+    _notebook(
+        folder / "count.ipynb",
+        "data = None\nout = None",
+        "import pandas as pd\nfrom pathlib import Path\n"
+        "Path(out).write_text(str(pd.read_parquet(data)['churned'].sum()))",
+    )
+    spec = folder / "pipeline.yaml"
+    spec.write_text(
+        "name: uses-data\nsteps:\n"
+        "  count: {notebook: count.ipynb, inputs: {data: 'dataset:customers:1'}, outputs: {out: out.txt}}\n"
+    )
+    result = pipelines.run(spec, workspace=local_workspace)
+    assert result.status == "FINISHED" and (folder / "out.txt").read_text() == "2"
+    [use] = local_workspace.datasets.usage("customers", 1)
+    assert use.run_id == result.steps["count"].run_id and use.context == "input:data"
+    spec.write_text(spec.read_text().replace("customers:1", "customers:7"))
+    failed = pipelines.run(spec, workspace=local_workspace)
+    assert failed.status == "FAILED" and failed.steps["count"].status == "failed"
+    tags = local_workspace.client.get_run(failed.run_id).data.tags
+    assert "No dataset customers:7; versions: [1, 2]" in tags["mlops.error"]

@@ -149,6 +149,7 @@ class Runner:
         self._env_hash = ""
         self._environments: dict[Path, tuple[str, str]] = {}
         self._env_lock = threading.Lock()  # not _client_lock: _create_child reads environments under that one
+        self._datasets: dict[tuple[str, str], tuple[str, int]] = {}  # (step, input) -> registered dataset version
         self._git: snapshot.GitState | None = None
         self._trial_kernels: set[kernels.Kernel] = set()  # local trials' kernels, for _cancel
 
@@ -178,7 +179,9 @@ class Runner:
         pool.shutdown(wait=False)
         failed = [n for n, s in self.states.items() if s.state == "failed"]
         status = "FAILED" if failed else "FINISHED"
-        self._finish_parent(status, f"step(s) failed: {', '.join(failed)}" if failed else None)
+        # a step that failed before it had a run of its own (e.g. a missing input) keeps its reason here
+        reasons = [f"{n}: {self.states[n].error}" if self.states[n].error else n for n in failed]
+        self._finish_parent(status, f"step(s) failed: {'; '.join(reasons)}" if failed else None)
         return self.record(status)
 
     def record(self, status: str) -> PipelineRun:
@@ -343,7 +346,14 @@ class Runner:
         """Input name -> (path, content hash)."""
         found: dict[str, tuple[Path, str]] = {}
         for key, ref in step.inputs.items():
-            path = self.pipeline.steps[ref.step].outputs[ref.output] if ref.step else ref.path
+            if ref.dataset is not None:
+                name, _, version = ref.dataset.partition(":")
+                record = self.ws.datasets.get(name, version or None)  # NotFound names the versions there are
+                with self._env_lock:
+                    self._datasets[(step.name, key)] = (record.name, record.version)
+                path = Path(record.path)
+            else:
+                path = self.pipeline.steps[ref.step].outputs[ref.output] if ref.step else ref.path
             assert path is not None
             if not path.exists():
                 raise InvalidInput(f"Input {key!r} of step {step.name!r} is missing: {path} does not exist.")
@@ -673,7 +683,20 @@ class Runner:
         run = self.ws.client.create_run(self._experiment_id, run_name=step.name, tags=tags)
         for key_, value in step.parameters.items():
             self.ws.client.log_param(run.info.run_id, key_, str(value)[:6000])
+        self._record_dataset_usage(step, run.info.run_id)
         return run.info.run_id
+
+    def _record_dataset_usage(self, step: Step, run_id: str) -> None:
+        from jupyter_mlops.store.datasets import DatasetUsageRecord
+
+        with self._env_lock:
+            used = [(key, ref) for (name, key), ref in self._datasets.items() if name == step.name]
+        if used:
+            with self.ws.store.session() as session:
+                for key, (dataset, version) in used:
+                    session.add(
+                        DatasetUsageRecord(name=dataset, version=version, run_id=run_id, context=f"input:{key}")
+                    )
 
     def _end_child(
         self, run_id: str, state: str, status: str, error: str | None = None, duration: float | None = None

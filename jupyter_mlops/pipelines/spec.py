@@ -82,12 +82,14 @@ class PipelineSpec(BaseModel):
 
 @dataclass(frozen=True)
 class Input:
-    """A resolved step input: another step's output (``step``, ``output``) or a path."""
+    """A resolved step input: another step's output (``step``, ``output``), a path, or a registered dataset
+    (``dataset``: ``NAME`` or ``NAME:VERSION``, resolved when the step runs)."""
 
     name: str
     step: str | None = None
     output: str | None = None
     path: Path | None = None
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -410,7 +412,12 @@ def _check_sweep(
 def _input(key: str, ref: str, spec: PipelineSpec, folder: Path, spec_path: Path, line: int | None, step: str) -> Input:
     where = f"steps.{step}.inputs.{key}"
     if ref.startswith("dataset:"):
-        raise spec_error(spec_path, line, where, "dataset: inputs need the datasets feature, not available yet")
+        name, _, version = ref[len("dataset:") :].partition(":")
+        if not name or (version and not version.isdigit() and version != "latest"):
+            raise spec_error(
+                spec_path, line, where, f"write a dataset input as dataset:NAME or dataset:NAME:VERSION, not {ref!r}"
+            )
+        return Input(key, dataset=ref[len("dataset:") :])
     head, dot, tail = ref.partition(".")
     if dot and "/" not in ref and head in spec.steps:
         if tail not in spec.steps[head].outputs:
