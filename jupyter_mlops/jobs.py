@@ -130,8 +130,14 @@ class Job:
 
         experiment = self.experiment or DEFAULT_EXPERIMENT
         data = envelope.run_completed(
-            self.ws.experiment_id(self.experiment), experiment, self.run_id, "job", self.tags, status=self.status
+            self.ws.experiment_id(self.experiment),
+            experiment,
+            self.run_id,
+            "job",
+            self.tags,
+            status=self.status,
         )
+        data.update(run_id=self.run_id, name=self.name, experiment=experiment)  # the names the Lab sidebar reads
         if exc is not None:
             data["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         self.ws.events.emit("run.completed" if self.status == "FINISHED" else "run.failed", f"runs/{self.run_id}", data)

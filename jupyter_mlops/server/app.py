@@ -1,0 +1,94 @@
+"""The jupyter_server extension: builds the Workspace once and serves the REST routes under ``/mlops/api/``.
+
+Configure it like any Jupyter application (``jupyter_server_config.py`` or the command line)::
+
+    c.MlopsServerApp.workspace_dir = "/data/mlops"        # else MLOPS_WORKSPACE / ./mlops-workspace
+    c.MlopsServerApp.tracking_uri = "http://mlflow:5000"  # a shared MLflow server instead of the local store
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Unicode
+
+from jupyter_mlops.server.events import EventBus, LogFollower
+from jupyter_mlops.server.handlers import handlers
+from jupyter_mlops.workspace import Workspace
+
+
+@dataclasses.dataclass
+class MlopsContext:
+    """What the handlers share: the one Workspace, the event bus and the follower of the event log feeding it."""
+
+    workspace: Workspace
+    events: EventBus
+    watcher: LogFollower
+
+
+class MlopsServerApp(ExtensionApp):
+    name = "jupyter_mlops"
+    description = "REST API and event stream of jupyter-mlops for the JupyterLab sidebar."
+    load_other_extensions = True
+
+    workspace_dir = Unicode(
+        None, allow_none=True, config=True, help="The workspace folder (default: MLOPS_WORKSPACE, ./mlops-workspace)."
+    )
+    tracking_uri = Unicode(
+        None, allow_none=True, config=True, help="An MLflow tracking URI (default: the workspace's SQLite store)."
+    )
+    metadata_uri = Unicode(
+        None, allow_none=True, config=True, help="The metadata store URL (default: MLOPS_METADATA_URI or SQLite)."
+    )
+    run_poll_interval = Float(
+        1.0, config=True, help="Seconds between reads of the event log while a client listens to the stream."
+    )
+    monitor_interval = Float(
+        60.0, config=True, help="Seconds between runs of the monitors that are due (0: do not schedule monitors here)."
+    )
+
+    def initialize_settings(self) -> None:
+        if self.workspace_dir or self.tracking_uri:
+            ws = Workspace(self.workspace_dir, tracking_uri=self.tracking_uri, metadata_uri=self.metadata_uri)
+        else:
+            ws = Workspace(metadata_uri=self.metadata_uri)
+        bus = EventBus()
+        self.context = MlopsContext(ws, bus, LogFollower(ws, bus, interval=self.run_poll_interval))
+        self.settings["mlops"] = self.context
+        self._scheduler = None
+        if self.monitor_interval > 0:
+            from tornado.ioloop import PeriodicCallback
+
+            self._scheduler = PeriodicCallback(self._run_due_monitors, self.monitor_interval * 1000)
+            self._scheduler.start()
+        self.log.info("jupyter-mlops: workspace %s (tracking %s)", ws.root, ws.tracking_uri)
+
+    async def _run_due_monitors(self) -> None:
+        """While JupyterLab runs, monitors run on their schedule, and pending events (webhooks left by a crashed
+        process included) are delivered."""
+        import asyncio
+
+        ws = self.context.workspace
+
+        def work() -> None:
+            ws.events.start_background()
+            ws.monitors.run_due()
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, work)
+        except Exception as exc:  # a failing monitor emits monitor.failed; the scheduler goes on
+            self.log.warning("jupyter-mlops: scheduled monitors: %s", exc)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(handlers())
+
+    async def stop_extension(self) -> None:
+        context = getattr(self, "context", None)
+        if context is not None:
+            context.watcher.stop()
+        if getattr(self, "_scheduler", None) is not None:
+            self._scheduler.stop()
+
+
+main = launch_new_instance = MlopsServerApp.launch_instance

@@ -1,0 +1,307 @@
+"""REST handlers: one APIHandler per resource, routes in one table (``ROUTES``) under ``/mlops/api/``.
+
+Every verb is ``@tornado.web.authenticated`` (token, and XSRF for cookie-authenticated changes). Blocking core
+calls run in the default thread pool. Errors: an ``MlopsError`` answers its ``http_status`` with
+``{"message", "error", "data"}``; a body or query that fails validation answers 400; never a 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from pydantic import BaseModel, ValidationError
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+
+from jupyter_mlops.exceptions import InvalidInput, MlopsError
+from jupyter_mlops.server import models as m
+
+if TYPE_CHECKING:
+    from jupyter_mlops.server.app import MlopsContext
+    from jupyter_mlops.workspace import Workspace
+
+API_PREFIX = "mlops/api"
+B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T")
+
+
+class MlopsHandler(APIHandler):
+    """The base handler: the workspace, the event bus, JSON bodies and queries, and the error translation."""
+
+    @property
+    def mlops(self) -> MlopsContext:
+        return self.settings["mlops"]
+
+    @property
+    def ws(self) -> Workspace:
+        return self.mlops.workspace
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking core call in the thread pool."""
+        return await IOLoop.current().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    def body(self, model: type[B]) -> B:
+        try:
+            raw = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
+        return model.model_validate(raw)
+
+    def query(self, model: type[B]) -> B:
+        raw = {k: self.get_query_argument(k) for k in self.request.query_arguments if k in model.model_fields}
+        return model.model_validate(raw)
+
+    def send(self, payload: BaseModel, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(payload.model_dump_json())
+
+    # -- errors -----------------------------------------------------------------------------------------------
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, MlopsError):
+            status_code = exc.http_status
+        elif isinstance(exc, ValidationError):
+            status_code = 400
+        super().send_error(status_code, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, MlopsError):
+            error = m.ErrorOut(message=exc.message, error=type(exc).__name__, data=_jsonable(exc.data))
+        elif isinstance(exc, ValidationError):
+            error = m.ErrorOut(message=_validation_message(exc), error="InvalidInput", data={})
+        else:
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(error.model_dump_json())
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ValidationError) or (isinstance(value, MlopsError) and value.http_status < 500):
+            self.log.info("%s %s: %s", self.request.method, self.request.uri, value)
+            return
+        super().log_exception(typ, value, tb)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "Invalid request: " + "; ".join(parts) + "."
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))
+
+
+def _version(record: Any) -> m.ModelVersionOut:
+    return m.ModelVersionOut.model_validate(record.to_dict())
+
+
+# -- models -----------------------------------------------------------------------------------------------------------
+class ModelsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        q = self.query(m.ModelsQuery)
+        versions = await self.call(self.ws.models.list, q.filter, include_archived=q.include_archived)
+        self.send(m.ModelVersionList(versions=[_version(v) for v in versions]))
+
+
+class ModelHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        def read() -> m.ModelDetail:
+            model = self.ws.models.get_model(name)
+            # name=... narrows the search in MLflow; names the filter syntax cannot express scan every version
+            listed = self.ws.models.list(f"name={name}" if _filter_safe(name) else None, include_archived=True)
+            versions = [v for v in listed if v.name == name]
+            return m.ModelDetail(
+                model=m.RegisteredModelOut.model_validate(model.to_dict()), versions=[_version(v) for v in versions]
+            )
+
+        self.send(await self.call(read))
+
+
+def _filter_safe(name: str) -> bool:
+    return not re.search(r"[=,*'\"`\\]", name)
+
+
+class ModelVersionsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        req = self.body(m.RegisterVersionRequest)
+        created = await self.call(self.ws.models.register, req.source, name, tags=req.tags, description=req.description)
+        self.mlops.events.publish(
+            "model.registered",
+            subject=f"models/{name}/versions/{created.version}",
+            data={"name": name, "version": created.version, "source": req.source},
+        )
+        self.set_header(
+            "Location", url_path_join(self.base_url, API_PREFIX, "models", name, "versions", str(created.version))
+        )
+        self.send(_version(created), status=201)
+
+
+class ModelVersionHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str, version: str) -> None:
+        self.send(_version(await self.call(self.ws.models.get, name, version)))
+
+    @tornado.web.authenticated
+    async def patch(self, name: str, version: str) -> None:
+        req = self.body(m.UpdateVersionRequest)
+
+        def update() -> Any:
+            record = self.ws.models.get(name, version)
+            if req.tags:
+                record = self.ws.models.set_tags(name, record.version, req.tags)
+            if req.remove_tags:
+                record = self.ws.models.delete_tags(name, record.version, req.remove_tags)
+            if req.archived is not None and req.archived != record.archived:
+                record = self.ws.models.archive(name, record.version, archived=req.archived)
+            return record
+
+        record = await self.call(update)
+        self.mlops.events.publish(
+            "model.updated",
+            subject=f"models/{name}/versions/{record.version}",
+            data={"name": name, "version": record.version, "tags": record.tags, "archived": record.archived},
+        )
+        self.send(_version(record))
+
+    @tornado.web.authenticated
+    async def delete(self, name: str, version: str) -> None:
+        force = self.get_query_argument("force", "false").lower() in ("1", "true", "yes")
+        deleted = await self.call(self.ws.models.delete, name, version, force=force)
+        for number in deleted:
+            self.mlops.events.publish(
+                "model.deleted", subject=f"models/{name}/versions/{number}", data={"name": name, "version": number}
+            )
+        self.send(m.DeletedVersions(name=name, deleted=deleted))
+
+
+class ModelAliasHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def put(self, name: str, alias: str) -> None:
+        req = self.body(m.SetAliasRequest)
+        record = await self.call(self.ws.models.set_alias, name, alias, req.version)
+        self.mlops.events.publish(
+            "model.alias_changed",
+            subject=f"models/{name}/aliases/{alias}",
+            data={"name": name, "alias": alias, "version": record.version},
+        )
+        self.send(_version(record))
+
+    @tornado.web.authenticated
+    async def delete(self, name: str, alias: str) -> None:
+        await self.call(self.ws.models.delete_alias, name, alias)
+        self.mlops.events.publish(
+            "model.alias_changed",
+            subject=f"models/{name}/aliases/{alias}",
+            data={"name": name, "alias": alias, "version": None},
+        )
+        self.set_status(204)
+        self.finish()
+
+
+# -- runs -------------------------------------------------------------------------------------------------------------
+class RunsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        q = self.query(m.RunsQuery)
+        runs = await self.call(self.ws.runs.list, q.experiment, max_results=q.max_results)
+        self.send(m.RunList(runs=[m.RunOut.model_validate(r.to_dict()) for r in runs]))
+
+
+class RunHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        if not re.fullmatch(r"[0-9a-fA-F]{1,64}", run_id):
+            raise InvalidInput(f"{run_id!r} is not a run id (a run id is hexadecimal, like 3f2a9c...).")
+        run = await self.call(self.ws.runs.get, run_id)
+        self.send(m.RunOut.model_validate(run.to_dict()))
+
+
+# -- events -----------------------------------------------------------------------------------------------------------
+class EventsHandler(MlopsHandler):
+    """Server-sent events: each CloudEvent as one ``data:`` line; a comment line every ``keepalive`` seconds."""
+
+    keepalive = 15.0
+    _queue: asyncio.Queue[m.CloudEvent | None] | None = None
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        bus = self.mlops.events
+        self.mlops.watcher.start()
+        queue = self._queue = bus.subscribe()
+        try:
+            self.set_header("Content-Type", "text/event-stream")
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")
+            self.write("retry: 3000\n\n")
+            last = self.request.headers.get("Last-Event-ID")
+            for event in bus.recent(after=last) if last else []:
+                self.write(_sse(event))
+            await self.flush()
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=self.keepalive)
+                    if event is None:  # the client went away
+                        return
+                    self.write(_sse(event))
+                except asyncio.TimeoutError:
+                    self.write(": keepalive\n\n")
+                await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            bus.unsubscribe(queue)
+
+    def on_connection_close(self) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+        super().on_connection_close()
+
+
+class RecentEventsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        q = self.query(m.EventsQuery)
+        self.send(m.EventList(events=self.mlops.events.recent(after=q.after, limit=q.limit)))
+
+
+def _sse(event: m.CloudEvent) -> str:
+    return f"id: {event.id}\ndata: {event.model_dump_json()}\n\n"
+
+
+# -- the route table --------------------------------------------------------------------------------------------------
+ROUTES: list[tuple[str, type[MlopsHandler]]] = [
+    ("models", ModelsHandler),
+    ("models/{name}", ModelHandler),
+    ("models/{name}/versions", ModelVersionsHandler),
+    ("models/{name}/versions/{version}", ModelVersionHandler),
+    ("models/{name}/aliases/{alias}", ModelAliasHandler),
+    ("runs", RunsHandler),
+    ("runs/{run_id}", RunHandler),
+    ("events", EventsHandler),
+    ("events/recent", RecentEventsHandler),
+]
+
+
+def route_pattern(template: str) -> str:
+    """``models/{name}`` → ``/mlops/api/models/(?P<name>[^/]+)`` (relative to the server's base URL)."""
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+    return "/" + API_PREFIX + "/" + pattern + "/?"
+
+
+def handlers() -> list[tuple[str, type[MlopsHandler]]]:
+    return [(route_pattern(template), handler) for template, handler in ROUTES]

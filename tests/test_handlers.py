@@ -1,0 +1,452 @@
+"""The REST face (``/mlops/api/``) in-process, with pytest-jupyter's ``jp_fetch``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import tornado.httpclient
+import yaml
+
+from jupyter_mlops.server.handlers import ROUTES
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+SPEC = Path(__file__).parent.parent / "jupyter_mlops" / "server" / "openapi.yaml"
+
+
+@pytest.fixture
+def jp_server_config(tmp_path):
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_mlops": True}},
+        "MlopsServerApp": {"workspace_dir": str(tmp_path / "ws"), "run_poll_interval": 0.2},
+    }
+
+
+@pytest.fixture
+def ctx(jp_serverapp):
+    return jp_serverapp.web_app.settings["mlops"]
+
+
+@pytest.fixture
+def ws(ctx):
+    return ctx.workspace
+
+
+@pytest.fixture
+def registered(ws, tmp_path):
+    """A model ``churn`` with two versions tagged stage=dev and stage=prod; returns the first version's run id."""
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\x00\x01weights")
+    first = ws.models.register(weights, "churn", tags={"stage": "dev"})
+    ws.models.register(weights, "churn", tags={"stage": "prod", "team": "risk"})
+    return first.run_id
+
+
+async def fetch(jp_fetch, *parts, method="GET", body=None, params=None, headers=None):
+    """jp_fetch that returns (status, json) instead of raising on 4xx."""
+    kwargs = {"method": method, "params": params or {}, "raise_error": False}
+    if body is not None:
+        kwargs["body"] = json.dumps(body) if not isinstance(body, (str, bytes)) else body
+    if headers is not None:
+        kwargs["headers"] = headers
+    response = await jp_fetch("mlops", "api", *parts, **kwargs)
+    text = response.body.decode() if response.body else ""
+    return response.code, (json.loads(text) if text else None)
+
+
+# -- models ----------------------------------------------------------------------------------------------------------
+async def test_list_models_and_filter(jp_fetch, registered):
+    # Given two versions of churn; When we list all, then filter by tag
+    code, data = await fetch(jp_fetch, "models")
+    assert code == 200
+    assert [(v["name"], v["version"]) for v in data["versions"]] == [("churn", 1), ("churn", 2)]
+    code, data = await fetch(jp_fetch, "models", params={"filter": "stage=prod"})
+    # Then only the matching version comes back, with its public tags
+    assert code == 200
+    assert [v["version"] for v in data["versions"]] == [2]
+    assert data["versions"][0]["tags"] == {"stage": "prod", "team": "risk"}
+
+
+async def test_bad_filter_is_400_with_the_syntax(jp_fetch, registered):
+    code, data = await fetch(jp_fetch, "models", params={"filter": "stage=prod,,"})
+    assert code == 400
+    assert data["error"] == "FilterSyntaxError"
+    assert "TagName=TagValue" in data["message"]
+
+
+async def test_bad_query_value_is_400(jp_fetch, registered):
+    code, data = await fetch(jp_fetch, "models", params={"include_archived": "maybe"})
+    assert code == 400 and "include_archived" in data["message"]
+
+
+async def test_get_model_and_version(jp_fetch, registered):
+    code, data = await fetch(jp_fetch, "models", "churn")
+    assert code == 200
+    assert data["model"]["latest_version"] == 2
+    assert [v["version"] for v in data["versions"]] == [1, 2]
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "1")
+    assert code == 200 and data["tags"] == {"stage": "dev"}
+
+
+async def test_unknown_model_and_version_are_404(jp_fetch, registered):
+    code, data = await fetch(jp_fetch, "models", "chrun")
+    assert code == 404 and "churn" in data["message"]  # the suggestion
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "9")
+    assert code == 404 and "Versions: 1, 2" in data["message"]
+    response = await jp_fetch("mlops", "api", "nothing-here", raise_error=False)
+    assert response.code == 404
+
+
+async def test_register_from_run(jp_fetch, ctx, registered):
+    # Given the run that holds version 1's files; When we register its model folder as a new version
+    queue = ctx.events.subscribe()
+    body = {"source": f"runs:/{registered}/model", "tags": {"stage": "candidate"}, "description": "from the UI"}
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", method="POST", body=body)
+    # Then version 3 exists with the tags, and a model.registered event went out
+    assert code == 201
+    assert (data["version"], data["tags"], data["description"]) == (3, {"stage": "candidate"}, "from the UI")
+    event = queue.get_nowait()
+    assert (event.type, event.specversion, event.subject) == ("model.registered", "1.0", "models/churn/versions/3")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": "/tmp/some/file"},  # not a runs:/ URI
+        {"tags": {"a": "b"}},  # no source
+        {"source": "runs:/abc/model", "unknown": 1},  # unknown field
+        {"source": "runs:/abc/model", "tags": ["a"]},  # tags not an object
+        "{not json",
+    ],
+)
+async def test_register_bad_body_is_400(jp_fetch, registered, body):
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", method="POST", body=body)
+    assert code == 400, data
+    assert data["message"]
+
+
+async def test_register_from_unknown_run_is_404(jp_fetch, registered):
+    body = {"source": "runs:/0123456789abcdef0123456789abcdef/model"}
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", method="POST", body=body)
+    assert code == 404, data
+
+
+async def test_patch_tags_and_archive(jp_fetch, registered):
+    code, data = await fetch(
+        jp_fetch, "models", "churn", "versions", "1", method="PATCH", body={"tags": {"validated": "yes"}}
+    )
+    assert code == 200 and data["tags"] == {"stage": "dev", "validated": "yes"}
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "1", method="PATCH", body={"archived": True})
+    assert code == 200 and data["archived"] is True
+    code, data = await fetch(jp_fetch, "models")
+    assert [v["version"] for v in data["versions"]] == [2]  # archived versions are hidden by default
+    code, data = await fetch(jp_fetch, "models", params={"include_archived": "true"})
+    assert [v["version"] for v in data["versions"]] == [1, 2]
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "1", method="PATCH", body={"archived": "x"})
+    assert code == 400
+
+
+async def test_alias_set_read_and_delete(jp_fetch, ctx, registered):
+    queue = ctx.events.subscribe()
+    code, data = await fetch(jp_fetch, "models", "churn", "aliases", "champion", method="PUT", body={"version": 2})
+    assert code == 200 and data["aliases"] == ["champion"]
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "champion")
+    assert code == 200 and data["version"] == 2
+    code, _ = await fetch(jp_fetch, "models", "churn", "aliases", "champion", method="DELETE")
+    assert code == 204
+    assert [queue.get_nowait().data["version"] for _ in range(2)] == [2, None]
+    code, _ = await fetch(jp_fetch, "models", "churn", "aliases", "champion", method="DELETE")
+    assert code == 404
+    code, data = await fetch(jp_fetch, "models", "churn", "aliases", "3", method="PUT", body={"version": 1})
+    assert code == 400 and "reads as a version" in data["message"]
+    code, data = await fetch(jp_fetch, "models", "churn", "aliases", "x", method="PUT", body={"version": 0})
+    assert code == 400
+
+
+async def test_delete_version_in_use_is_409(jp_fetch, ws, registered):
+    # Given an active deployment serving churn:1
+    from jupyter_mlops.store.schema import Deployment
+
+    with ws.store.session() as session:
+        session.add(Deployment(endpoint="scoring", name="blue", model_name="churn", model_version=1))
+    # When we delete it; Then 409 names the deployment, and nothing was deleted
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "1", method="DELETE")
+    assert code == 409
+    assert data["error"] == "ModelInUseError"
+    assert "scoring/blue" in data["message"] and data["data"]["deployments"] == ["scoring/blue"]
+    assert (await fetch(jp_fetch, "models", "churn", "versions", "1"))[0] == 200
+    # And an unused version deletes
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "2", method="DELETE")
+    assert code == 200 and data == {"name": "churn", "deleted": [2]}
+
+
+async def test_delete_aliased_version_needs_force(jp_fetch, ws, registered):
+    ws.models.set_alias("churn", "champion", 2)
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "2", method="DELETE")
+    assert code == 409 and "champion" in data["message"]
+    code, data = await fetch(jp_fetch, "models", "churn", "versions", "2", method="DELETE", params={"force": "true"})
+    assert code == 200 and data["deleted"] == [2]
+
+
+# -- runs ------------------------------------------------------------------------------------------------------------
+async def test_runs_list_filter_and_get(jp_fetch, ws):
+    with ws.job(experiment="churn", name="train", autolog=False) as job:
+        ws.client.log_metric(job.run_id, "auc", 0.91)
+    with pytest.raises(ZeroDivisionError), ws.job(experiment="other", name="broken", autolog=False):
+        raise ZeroDivisionError("boom")
+    code, data = await fetch(jp_fetch, "runs", params={"experiment": "churn"})
+    assert code == 200
+    assert [(r["name"], r["status"], r["metrics"]) for r in data["runs"]] == [("train", "FINISHED", {"auc": 0.91})]
+    code, data = await fetch(jp_fetch, "runs", params={"max_results": "1"})
+    assert code == 200 and len(data["runs"]) == 1
+    code, data = await fetch(jp_fetch, "runs", job.run_id)
+    assert code == 200 and data["experiment"] == "churn" and data["duration_s"] >= 0
+    code, data = await fetch(jp_fetch, "runs", params={"experiment": "nope"})
+    assert code == 404 and "churn" in data["message"]
+    for bad in ("0", "x", "5000"):
+        code, _ = await fetch(jp_fetch, "runs", params={"max_results": bad})
+        assert code == 400
+    code, _ = await fetch(jp_fetch, "runs", "0123456789abcdef0123456789abcdef")
+    assert code == 404
+    code, _ = await fetch(jp_fetch, "runs", "not-a-run")
+    assert code == 400
+
+
+# -- events ----------------------------------------------------------------------------------------------------------
+async def test_event_stream_carries_failed_runs(jp_fetch, jp_http_port, jp_base_url, jp_auth_header, ws):
+    # Given a client listening on the stream
+    received: list[str] = []
+    got_it = asyncio.Event()
+
+    def on_chunk(chunk: bytes) -> None:
+        received.append(chunk.decode())
+        if "run.failed" in "".join(received):
+            got_it.set()
+
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}mlops/api/events"
+    request = tornado.httpclient.HTTPRequest(
+        url, headers=jp_auth_header, streaming_callback=on_chunk, request_timeout=20
+    )
+    stream = asyncio.ensure_future(tornado.httpclient.AsyncHTTPClient().fetch(request, raise_error=False))
+    await asyncio.sleep(0.5)
+    # When a job fails
+    await asyncio.get_running_loop().run_in_executor(None, _failing_job, ws)
+    # Then a CloudEvent run.failed arrives as an SSE data line
+    try:
+        await asyncio.wait_for(got_it.wait(), timeout=15)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"no run.failed event; the stream said {received!r}") from None
+    stream.cancel()
+    lines = [line for line in "".join(received).splitlines() if line.startswith("data: ")]
+    event = json.loads(lines[-1][len("data: ") :])
+    assert event["type"] == "run.failed" and event["data"]["experiment"] == "nightly"
+    # And the recent events route lists it
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(
+        url + "/recent", headers=jp_auth_header, raise_error=False
+    )
+    assert response.code == 200 and json.loads(response.body)["events"][-1]["type"] == "run.failed"
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(
+        url + "/recent?limit=0", headers=jp_auth_header, raise_error=False
+    )
+    assert response.code == 400 and "limit" in json.loads(response.body)["message"]
+
+
+def _failing_job(ws) -> None:
+    try:
+        with ws.job(experiment="nightly", name="broken", autolog=False):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+
+
+# -- auth ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "parts", "body"),
+    [
+        ("GET", ("models",), None),
+        ("GET", ("models", "churn"), None),
+        ("GET", ("models", "churn", "versions", "1"), None),
+        ("POST", ("models", "churn", "versions"), {"source": "runs:/abc/model"}),
+        ("PATCH", ("models", "churn", "versions", "1"), {"archived": True}),
+        ("DELETE", ("models", "churn", "versions", "1"), None),
+        ("PUT", ("models", "churn", "aliases", "a"), {"version": 1}),
+        ("DELETE", ("models", "churn", "aliases", "a"), None),
+        ("GET", ("runs",), None),
+        ("GET", ("runs", "abc"), None),
+        ("GET", ("events",), None),
+        ("GET", ("events", "recent"), None),
+    ],
+)
+async def test_every_route_needs_a_token(jp_fetch, registered, method, parts, body):
+    for headers in ({"Authorization": "token wrong"}, {"Authorization": ""}):
+        code, _ = await fetch(jp_fetch, *parts, method=method, body=body, headers=headers)
+        assert code == 403, (method, parts, headers)
+
+
+async def test_change_with_cookie_but_no_xsrf_is_403(jp_fetch, jp_serverapp, registered):
+    # Given a browser session: the login cookie, obtained with the token through the login form
+    no_token = {"Authorization": ""}
+    form = await jp_fetch("login", method="GET", headers=no_token)
+    xsrf = next(c.split(";")[0].split("=", 1)[1] for c in form.headers.get_list("Set-Cookie") if c.startswith("_xsrf"))
+    login = await jp_fetch(
+        "login",
+        method="POST",
+        body=f"_xsrf={xsrf}&password={jp_serverapp.identity_provider.token}",
+        headers={**no_token, "Cookie": f"_xsrf={xsrf}"},
+        follow_redirects=False,
+        raise_error=False,
+    )
+    cookies = "; ".join(c.split(";")[0] for c in login.headers.get_list("Set-Cookie")) + f"; _xsrf={xsrf}"
+    browser = {"Authorization": "", "Cookie": cookies}
+    assert (await fetch(jp_fetch, "models", headers=browser))[0] == 200  # the cookie alone reads
+    # When it deletes without the X-XSRFToken header; Then 403 and nothing changed
+    code, _ = await fetch(jp_fetch, "models", "churn", "versions", "1", method="DELETE", headers=browser)
+    assert code == 403
+    assert (await fetch(jp_fetch, "models", "churn", "versions", "1"))[0] == 200
+    # And with the header it may
+    with_xsrf = {**browser, "X-XSRFToken": xsrf}
+    code, _ = await fetch(jp_fetch, "models", "churn", "versions", "1", method="DELETE", headers=with_xsrf)
+    assert code == 200
+
+
+# -- the spec --------------------------------------------------------------------------------------------------------
+def test_every_route_is_in_the_openapi_spec():
+    spec = yaml.safe_load(SPEC.read_text())
+    for template, handler in ROUTES:
+        path = "/" + template
+        assert path in spec["paths"], f"{path} missing from openapi.yaml"
+        verbs = {v for v in ("get", "post", "put", "patch", "delete") if v in vars(handler)}
+        assert verbs == set(spec["paths"][path]) - {"parameters"}, path
+        for name in re.findall(r"\{(\w+)\}", template):
+            declared = [_resolve(spec, p)["name"] for p in spec["paths"][path].get("parameters", [])]
+            assert name in declared, (path, name)
+    documented = {p.lstrip("/") for p in spec["paths"]}
+    assert documented == {t for t, _ in ROUTES}, "openapi.yaml documents routes the server does not have"
+
+
+def _resolve(spec: dict, item: dict) -> dict:
+    if "$ref" not in item:
+        return item
+    node = spec
+    for part in item["$ref"].lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+# -- the spec against a live server ----------------------------------------------------------------------------------
+def test_schemathesis_finds_no_server_error_and_no_spec_violation(tmp_path):
+    """A real ``jupyter server`` (subprocess, private Jupyter folders): schemathesis fuzzes every operation but the
+    endless event stream, with a few examples each; no 500 and every response matches the spec."""
+    from jupyter_mlops import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"weights")
+    ws.models.register(weights, "churn", tags={"stage": "prod"})
+    ws.models.register(weights, "churn", tags={"stage": "dev"})
+    with ws.job(experiment="churn", name="train", autolog=False):
+        pass
+    token, port = secrets.token_hex(16), _free_port()
+    dirs = {name: tmp_path / name for name in ("config", "data", "runtime", "root")}
+    for folder in dirs.values():
+        folder.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_TRACKING"))},
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+    }
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "jupyter"),
+            "server",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={dirs['root']}",
+            f"--MlopsServerApp.workspace_dir={tmp_path / 'ws'}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("wb"),
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/status?token={token}", server)
+        result = subprocess.run(
+            [
+                str(bin_dir / "schemathesis"),
+                "run",
+                str(SPEC),
+                "--url",
+                f"http://127.0.0.1:{port}/mlops/api",
+                "-H",
+                f"Authorization: token {token}",
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                "--exclude-operation-id",
+                "streamEvents",
+                "--max-examples",
+                "8",
+                "--seed",
+                "20261126",
+                "--request-timeout",
+                "30",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,  # hypothesis and schemathesis keep their caches in the working folder
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "jupyter server exited"
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+# -- installation ----------------------------------------------------------------------------------------------------
+def test_install_enables_both_extensions(tmp_path):
+    """After ``make venv`` (pip install -e .): both lists say the extension is enabled and OK."""
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "c"), "JUPYTER_DATA_DIR": str(tmp_path / "d")}
+    jupyter = str(Path(sys.executable).with_name("jupyter"))
+
+    def listing(*args: str) -> str:
+        done = subprocess.run([jupyter, *args], capture_output=True, text=True, env=env, timeout=120)
+        return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+
+    labextensions = listing("labextension", "list")
+    assert re.search(r"jupyter-mlops v0\.1\.0 enabled\s+OK", labextensions), labextensions
+    server_extensions = listing("server", "extension", "list")
+    assert re.search(r"jupyter_mlops enabled", server_extensions), server_extensions
+    assert re.search(r"jupyter_mlops 0\.1\.0 OK", server_extensions), server_extensions
