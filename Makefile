@@ -38,6 +38,9 @@ labextension: $(STAMP)
 	fi
 
 # eslint + prettier and the vitest unit tests of the frontend.
+demo: venv
+	MLOPS_WORKSPACE=$(WORKSPACE) $(BIN)/python scripts/demo.py
+
 labextension-test: labextension
 	$(JLPM) lint
 	$(JLPM) test
@@ -65,8 +68,9 @@ test: venv lint services chromium labextension-test
 lab: venv
 	MLOPS_WORKSPACE=$(WORKSPACE) $(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ALLOW_ROOT)
 
+# Every benchmark prints its figures next to its reference; the exit status says whether all targets were met.
 bench: venv
-	$(BIN)/python bench/bench_foundation.py
+	@status=0; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) mlops-workspace .pytest_cache .ruff_cache
