@@ -192,7 +192,9 @@ def test_a_crash_between_the_change_and_the_delivery_loses_nothing(local_workspa
         f"""
         import os
         from jupyter_mlops import Workspace
-        Workspace({str(local_workspace.root)!r}).models.register({str(_model_file(tmp_path))!r}, "churn")
+        ws = Workspace({str(local_workspace.root)!r})
+        ws.events.deliverer.wake = lambda: None  # dies before its delivery thread would have started
+        ws.models.register({str(_model_file(tmp_path))!r}, "churn")
         os._exit(0)
         """
     )
