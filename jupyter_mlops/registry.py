@@ -498,4 +498,4 @@ def _parse_models_uri(uri: str) -> tuple[str, str]:
     return name, version
 
 
-__all__ = ["Conflict", "ModelRegistry"]
+__all__ = ["ModelRegistry", "current_user"]
