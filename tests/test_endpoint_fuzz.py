@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from jupyter_mlops import Workspace
@@ -60,6 +60,7 @@ def endpoint(tmp_path_factory):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=BODIES, headers=HEADERS)
+@example(body=b'{"dataframe_split": {"data": [{}, false], "columns": [{}]}}', headers={"mlops-model-deployment": "sk"})
 def test_no_500_for_bad_input(endpoint, body, headers):
     request = urllib.request.Request(endpoint.scoring_uri, data=body, headers=headers, method="POST")
     try:

@@ -92,3 +92,16 @@ def test_a_failing_request_does_not_fail_the_others_in_its_batch(counting_model)
         t.join()
     assert isinstance(outcomes[3], RuntimeError)
     assert all(outcomes[i] == {"predictions": [2.0 * i]} for i in range(8) if i != 3)
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"data": [{}, False], "columns": [{}]},  # found by the property-based test: was a 500
+        {"data": [[1, 2]], "columns": ["a"]},
+        {"data": [[1, 2]], "columns": "ab"},
+    ],
+)
+def test_columns_that_do_not_fit_the_rows_are_bad_input(split):
+    with pytest.raises(InvalidInput, match="columns must list"):
+        to_rows("dataframe_split", split, None)

@@ -88,6 +88,10 @@ def to_rows(fmt: str, data: Any, columns: list[str] | None) -> tuple[list[list[A
     width = len(columns) if columns else len(rows[0])
     if any(not isinstance(r, list) or len(r) != width for r in rows):
         raise InvalidInput(f"Every row needs {width} values.")
+    if given is not None and (
+        not isinstance(given, list) or not all(isinstance(c, str) for c in given) or len(given) != width
+    ):
+        raise InvalidInput(f"columns must list {width} column names (strings), one per value of a row.")
     return rows, columns or given
 
 
@@ -233,7 +237,10 @@ class PyfuncScorer(Scorer):
             except (TypeError, ValueError) as exc:
                 raise InvalidInput(f"Every value must be a {self.tensor_dtype}: {exc}.") from exc
         else:
-            frame = pd.DataFrame(rows, columns=columns) if columns else pd.DataFrame(rows)
+            try:
+                frame = pd.DataFrame(rows, columns=columns) if columns else pd.DataFrame(rows)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInput(f"The rows do not make a table: {exc}"[:500]) from exc
         try:
             result = _jsonable(self.model.predict(frame))
         except Exception as exc:
