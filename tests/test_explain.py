@@ -100,9 +100,7 @@ def test_other_models_get_a_model_agnostic_explainer(local_workspace: Workspace)
     assert shap is not None and shap.explainer == "permutation"
     assert shap.values.shape == (30, 4, 3) and shap.outputs == ["0", "1", "2"]
     # SHAP values are additive here too: base + contributions = the probabilities of each class
-    np.testing.assert_allclose(
-        shap.base_values + shap.values.sum(axis=1), model.predict_proba(shap.data), atol=1e-6
-    )
+    np.testing.assert_allclose(shap.base_values + shap.values.sum(axis=1), model.predict_proba(shap.data), atol=1e-6)
     assert shap.importance().iloc[0]["feature"].startswith("petal")
 
 
