@@ -222,6 +222,240 @@ async def test_runs_list_filter_and_get(jp_fetch, ws):
     assert code == 400
 
 
+# -- endpoints, monitors, pipelines ----------------------------------------------------------------------------------
+FEATURES = ["f0", "f1", "f2", "f3"]
+
+
+def _classifier(ws):
+    """A small scikit-learn classifier on four features, registered as ``clf:1``; returns the training frame."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 4)), columns=FEATURES)
+    ws.models.register(LogisticRegression().fit(frame.to_numpy(), (frame["f0"] > 0).astype(int)), "clf")
+    return frame
+
+
+async def _in_thread(fn, *args, **kwargs):
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+
+async def test_endpoint_routes_deploy_split_mirror_invoke_logs_and_monitor(jp_fetch, ws):
+    # Given an endpoint with no deployment yet and a registered classifier
+    reference = _classifier(ws)
+    await _in_thread(ws.endpoints.create, "churn-api")
+    try:
+        # When two deployments of clf:1 are added through the API
+        for name in ("blue", "green"):
+            code, data = await fetch(
+                jp_fetch, "endpoints", "churn-api", "deployments", method="POST", body={"name": name, "model": "clf:1"}
+            )
+            assert code == 201, data
+            assert (data["name"], data["model"], data["status"], data["traffic"]) == (name, "clf:1", "active", 0)
+        # Then the endpoint lists both, with no traffic yet
+        code, data = await fetch(jp_fetch, "endpoints")
+        assert code == 200
+        [endpoint] = data["endpoints"]
+        assert [d["name"] for d in endpoint["deployments"]] == ["blue", "green"] and endpoint["auth"] == "key"
+        # When the split is set; Then the real endpoint has it
+        body = {"traffic": {"blue": 70, "green": 30}}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", method="PATCH", body=body)
+        assert code == 200, data
+        assert data["traffic"] == {"blue": 70, "green": 30}
+        assert ws.endpoints.show("churn-api").traffic == {"blue": 70, "green": 30}
+        # And a split that does not sum to 100, or a mirror on a live deployment, is a 400 that says why
+        code, data = await fetch(
+            jp_fetch, "endpoints", "churn-api", method="PATCH", body={"traffic": {"blue": 70, "green": 20}}
+        )
+        assert code == 400 and "sum to 0 or 100, not 90" in data["message"]
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", method="PATCH", body={"mirror": {"green": 10}})
+        assert code == 400 and "either live or mirrored" in data["message"]
+        code, data = await fetch(
+            jp_fetch, "endpoints", "churn-api", method="PATCH", body={"traffic": {"blue": 100, "nope": 0}}
+        )
+        assert code == 400 and "nope" in data["message"]
+        # When all live traffic goes to blue and green gets a mirror in one change
+        body = {"traffic": {"blue": 100, "green": 0}, "mirror": {"green": 20}}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", method="PATCH", body=body)
+        assert code == 200, data
+        assert (data["traffic"], data["mirror"]) == ({"blue": 100, "green": 0}, {"green": 20})
+        # And back: green live again, no mirror (the mirror must go first)
+        body = {"traffic": {"blue": 50, "green": 50}, "mirror": {}}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", method="PATCH", body=body)
+        assert code == 200, data
+        # When test requests go through the API; Then the predictions come back, and the live figures count them
+        rows = reference.head(3).to_numpy().tolist()
+        for _ in range(5):
+            code, data = await fetch(
+                jp_fetch, "endpoints", "churn-api", "invoke", method="POST", body={"data": {"inputs": rows}}
+            )
+            assert code == 200, data
+            assert len(data["response"]["predictions"]) == 3
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api")
+        live = {d["name"]: d["live"] for d in data["deployments"]}
+        assert live["blue"]["requests"] + live["green"]["requests"] == 5
+        assert any(s["p50_ms"] is not None and s["p99_ms"] >= s["p50_ms"] for s in live.values())
+        code, data = await fetch(
+            jp_fetch, "endpoints", "churn-api", "invoke", method="POST", body={"data": {"inputs": rows}}
+        )
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api")
+        assert sum(d["live"]["rate_per_s"] > 0 for d in data["deployments"]) == 1  # since the previous reading
+        # And a request the model cannot read is the endpoint's 400, a deployment it lacks a 404
+        code, data = await fetch(
+            jp_fetch, "endpoints", "churn-api", "invoke", method="POST", body={"data": {"nothing": 1}}
+        )
+        assert code == 400 and data["message"]
+        body = {"data": {"inputs": rows}, "deployment": "red"}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", "invoke", method="POST", body=body)
+        assert code == 404 and "red" in data["message"]
+        # The router's log reads back
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", "logs", params={"lines": "50"})
+        assert code == 200 and data["endpoint"] == "churn-api" and isinstance(data["text"], str)
+        # Deploying a model that does not exist, or not named NAME:VERSION, says so
+        body = {"name": "red", "model": "clf:9"}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", "deployments", method="POST", body=body)
+        assert code == 404 and "Versions: 1" in data["message"]
+        body = {"name": "red", "model": "clf"}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", "deployments", method="POST", body=body)
+        assert code == 400 and "NAME:VERSION" in data["message"]
+        body = {"name": "Red!", "model": "clf:1"}
+        code, data = await fetch(jp_fetch, "endpoints", "churn-api", "deployments", method="POST", body=body)
+        assert code == 400 and "deployment name" in data["message"]
+
+        # -- monitors over what the endpoint collected
+        code, data = await fetch(jp_fetch, "monitors")
+        assert code == 200 and data == {"monitors": []}
+        await _in_thread(ws.monitors.create, "churn-drift", "churn-api", reference=reference, schedule="1h")
+        code, data = await fetch(jp_fetch, "monitors", "churn-drift", "report")
+        assert code == 404 and "has not run yet" in data["message"]
+        shifted = reference.sample(100, random_state=1).copy()
+        shifted[["f0", "f1"]] += 3.0
+        for start in range(0, 100, 25):
+            await _in_thread(
+                ws.endpoints.invoke, "churn-api", {"inputs": shifted.iloc[start : start + 25].values.tolist()}
+            )
+        await _in_thread(_wait_collected, ws, "churn-api", 100)
+        result = await _in_thread(ws.monitors.run, "churn-drift")
+        assert result.drifted
+        code, data = await fetch(jp_fetch, "monitors")
+        [monitor] = data["monitors"]
+        assert monitor["name"] == "churn-drift" and monitor["last_result"]["drifted"] is True
+        assert monitor["last_result"]["drift_share"] == 0.5 and monitor["last_run_id"] == result.run_id
+        code, data = await fetch(jp_fetch, "monitors", "churn-drift")
+        assert code == 200 and data["endpoint"] == "churn-api"
+        response = await jp_fetch("mlops", "api", "monitors", "churn-drift", "report")
+        assert response.code == 200 and response.headers["Content-Type"].startswith("text/html")
+        assert "<html" in response.body.decode().lower()
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+    finally:
+        await _in_thread(ws.endpoints.delete, "churn-api")
+
+
+def _wait_collected(ws, endpoint: str, rows: int) -> None:
+    for _ in range(100):
+        files = (ws.root / "collected" / endpoint).glob("*/*.jsonl")
+        count = sum(len(json.loads(line)["input"]["inputs"]) for f in files for line in f.open())
+        if count >= rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the collector did not write {rows} rows")
+
+
+@pytest.mark.parametrize(
+    ("method", "parts", "body"),
+    [
+        ("GET", ("endpoints", "nope"), None),
+        ("PATCH", ("endpoints", "nope"), {"traffic": {"blue": 100}}),
+        ("POST", ("endpoints", "nope", "invoke"), {"data": {"inputs": [[1, 2]]}}),
+        ("GET", ("endpoints", "nope", "logs"), None),
+        ("POST", ("endpoints", "nope", "deployments"), {"name": "blue", "model": "clf:1"}),
+        ("GET", ("monitors", "nope"), None),
+        ("GET", ("monitors", "nope", "report"), None),
+        ("GET", ("pipelines", "nope", "runs"), None),
+        ("GET", ("runs", "0123456789abcdef0123456789abcdef", "code"), None),
+    ],
+)
+async def test_unknown_resources_are_404_with_a_message(jp_fetch, method, parts, body):
+    code, data = await fetch(jp_fetch, *parts, method=method, body=body)
+    assert code == 404, data
+    assert data["message"] and data["error"] == "NotFound"
+
+
+@pytest.mark.parametrize(
+    ("method", "parts", "body", "params", "says"),
+    [
+        ("PATCH", ("endpoints", "e"), {"traffic": {"blue": "lots"}}, None, "traffic.blue"),
+        ("PATCH", ("endpoints", "e"), {"traffic": [1]}, None, "traffic"),
+        ("PATCH", ("endpoints", "e"), {"split": {}}, None, "split"),
+        ("PATCH", ("endpoints", "e"), "{not json", None, "not valid JSON"),
+        ("POST", ("endpoints", "e", "invoke"), {}, None, "data"),
+        ("POST", ("endpoints", "e", "invoke"), {"data": 1, "deployment": 3}, None, "deployment"),
+        ("POST", ("endpoints", "e", "deployments"), {"name": "blue"}, None, "model"),
+        ("GET", ("endpoints", "e", "logs"), None, {"lines": "0"}, "lines"),
+        ("GET", ("pipelines", "p", "runs"), None, {"max_results": "x"}, "max_results"),
+        ("GET", ("runs", "not-a-run", "code"), None, None, "not a run id"),
+    ],
+)
+async def test_bad_input_is_400_naming_the_field(jp_fetch, method, parts, body, params, says):
+    code, data = await fetch(jp_fetch, *parts, method=method, body=body, params=params)
+    assert code == 400, data
+    assert says in data["message"]
+
+
+async def test_pipelines_list_runs_with_step_states(jp_fetch, ws, tmp_path):
+    # Given no pipeline yet
+    code, data = await fetch(jp_fetch, "pipelines")
+    assert code == 200 and data == {"pipelines": []}
+    # When a pipeline of two steps runs, one of them failing
+    spec = _two_steps(tmp_path / "pipe")
+    from jupyter_mlops.pipelines import run
+
+    await _in_thread(run, spec, workspace=ws)
+    # Then it is listed, and its run has the state of each step
+    code, data = await fetch(jp_fetch, "pipelines")
+    [pipeline] = data["pipelines"]
+    assert (pipeline["name"], pipeline["runs"], pipeline["last_status"]) == ("nightly", 1, "FAILED")
+    code, data = await fetch(jp_fetch, "pipelines", "nightly", "runs")
+    [run_out] = data["runs"]
+    assert run_out["steps"] == {"prepare": "succeeded", "train": "failed"}
+    # And the step's executed notebook is readable through its run
+    step_runs = [r for r in ws.runs.list("nightly") if r.name and "prepare" in r.name]
+    code, data = await fetch(jp_fetch, "runs", step_runs[0].run_id, "code")
+    assert code == 200 and data["notebook_artifact"] == "notebook/prepare.ipynb"
+    assert data["notebook"]["cells"][-1]["outputs"]  # executed: it has the printed output
+
+
+def _two_steps(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for step, code in (("prepare", "print('prepared')"), ("train", "raise RuntimeError('no data')")):
+        cells = [
+            {"cell_type": "code", "id": "c0", "metadata": {}, "execution_count": None, "outputs": [], "source": code}
+        ]
+        kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        document = {"cells": cells, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5}
+        (folder / f"{step}.ipynb").write_text(json.dumps(document))
+    spec = folder / "pipeline.yaml"
+    spec.write_text(
+        "name: nightly\nsteps:\n  prepare: {notebook: prepare.ipynb}\n"
+        "  train: {notebook: train.ipynb}\n"
+    )
+    return spec
+
+
+async def test_run_code_of_a_cell_job(jp_fetch, ws, tmp_path):
+    # Given a job that kept a cell's source and a copy of its notebook
+    notebook = tmp_path / "analysis.ipynb"
+    notebook.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    with ws.job(experiment="adhoc", name="cell", source="x = 1\n", notebook=notebook, autolog=False) as job:
+        pass
+    # When its code is asked for; Then both come back (the artifact store is outside the server root here)
+    code, data = await fetch(jp_fetch, "runs", job.run_id, "code")
+    assert code == 200
+    assert (data["cell"], data["notebook_artifact"]) == ("x = 1\n", "code/analysis.ipynb")
+    assert data["notebook"]["nbformat"] == 4 and data["contents_path"] is None
+
+
 # -- events ----------------------------------------------------------------------------------------------------------
 async def test_event_stream_carries_failed_runs(jp_fetch, jp_http_port, jp_base_url, jp_auth_header, ws):
     # Given a client listening on the stream
@@ -285,6 +519,18 @@ def _failing_job(ws) -> None:
         ("GET", ("runs", "abc"), None),
         ("GET", ("events",), None),
         ("GET", ("events", "recent"), None),
+        ("GET", ("runs", "abc", "code"), None),
+        ("GET", ("endpoints",), None),
+        ("GET", ("endpoints", "e"), None),
+        ("PATCH", ("endpoints", "e"), {"traffic": {"blue": 100}}),
+        ("POST", ("endpoints", "e", "invoke"), {"data": {}}),
+        ("GET", ("endpoints", "e", "logs"), None),
+        ("POST", ("endpoints", "e", "deployments"), {"name": "blue", "model": "clf:1"}),
+        ("GET", ("pipelines",), None),
+        ("GET", ("pipelines", "p", "runs"), None),
+        ("GET", ("monitors",), None),
+        ("GET", ("monitors", "m"), None),
+        ("GET", ("monitors", "m", "report"), None),
     ],
 )
 async def test_every_route_needs_a_token(jp_fetch, registered, method, parts, body):

@@ -13,6 +13,7 @@ import dataclasses
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
+from jupyter_mlops.deploy.live import LiveReader
 from jupyter_mlops.server.events import EventBus, LogFollower
 from jupyter_mlops.server.handlers import handlers
 from jupyter_mlops.workspace import Workspace
@@ -20,11 +21,13 @@ from jupyter_mlops.workspace import Workspace
 
 @dataclasses.dataclass
 class MlopsContext:
-    """What the handlers share: the one Workspace, the event bus and the follower of the event log feeding it."""
+    """What the handlers share: the one Workspace, the event bus and the follower of the event log feeding it, and
+    the reader of the endpoints' metrics (it keeps the previous reading, for rates)."""
 
     workspace: Workspace
     events: EventBus
     watcher: LogFollower
+    live: LiveReader = dataclasses.field(default_factory=LiveReader)
 
 
 class MlopsServerApp(ExtensionApp):

@@ -12,6 +12,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tornado.web
@@ -225,10 +226,201 @@ class RunsHandler(MlopsHandler):
 class RunHandler(MlopsHandler):
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
-        if not re.fullmatch(r"[0-9a-fA-F]{1,64}", run_id):
-            raise InvalidInput(f"{run_id!r} is not a run id (a run id is hexadecimal, like 3f2a9c...).")
+        _check_run_id(run_id)
         run = await self.call(self.ws.runs.get, run_id)
         self.send(m.RunOut.model_validate(run.to_dict()))
+
+
+class RunCodeHandler(MlopsHandler):
+    """The notebook a run executed (or started from) and its cell's source, to open in the Lab."""
+
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        from jupyter_mlops.run_code import run_code
+
+        _check_run_id(run_id)
+        code = await self.call(run_code, self.ws, run_id)
+        self.send(
+            m.RunCodeOut(
+                run_id=code.run_id,
+                notebook_artifact=code.notebook_artifact,
+                contents_path=self._contents_path(code.notebook_file),
+                notebook=code.notebook,
+                cell=code.cell,
+            )
+        )
+
+    def _contents_path(self, file: Path | None) -> str | None:
+        root = getattr(self.contents_manager, "root_dir", None)
+        if file is None or not root:
+            return None
+        try:
+            return file.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:  # outside the server's root: the Lab opens a copy
+            return None
+
+
+def _check_run_id(run_id: str) -> None:
+    if not re.fullmatch(r"[0-9a-fA-F]{1,64}", run_id):
+        raise InvalidInput(f"{run_id!r} is not a run id (a run id is hexadecimal, like 3f2a9c...).")
+
+
+# -- endpoints --------------------------------------------------------------------------------------------------------
+class EndpointFailed(MlopsError):
+    """An endpoint (its router, or a model it loads) answered with an error of its own."""
+
+    http_status = 502
+
+
+def _upstream(exc: MlopsError) -> MlopsError:
+    """A plain MlopsError from the data plane is the endpoint's failure, not the server's: 502."""
+    return EndpointFailed(exc.message, **exc.data) if type(exc) is MlopsError else exc
+
+
+def _deployment(info: Any, live: dict[str, Any]) -> m.DeploymentOut:
+    stats = live.get(info.name)
+    return m.DeploymentOut(
+        **{k: v for k, v in info.to_dict().items() if k != "endpoint"},
+        live=None if stats is None else m.LiveOut(**{k: v for k, v in stats.to_dict().items() if k != "deployment"}),
+    )
+
+
+class _EndpointHandler(MlopsHandler):
+    def endpoint_out(self, info: Any) -> m.EndpointOut:
+        """The endpoint with each deployment's live figures (none when its router does not answer)."""
+        live = self.mlops.live.read(info)
+        return m.EndpointOut(
+            name=info.name,
+            status=info.status,
+            scoring_uri=info.scoring_uri,
+            auth=info.auth,
+            traffic=info.traffic,
+            mirror=info.mirror,
+            deployments=[_deployment(d, live) for d in info.deployments],
+            note=info.note,
+        )
+
+
+class EndpointsHandler(_EndpointHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        def read() -> m.EndpointList:
+            return m.EndpointList(endpoints=[self.endpoint_out(info) for info in self.ws.endpoints.list()])
+
+        self.send(await self.call(read))
+
+
+class EndpointHandler(_EndpointHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        self.send(await self.call(lambda: self.endpoint_out(self.ws.endpoints.show(name))))
+
+    @tornado.web.authenticated
+    async def patch(self, name: str) -> None:
+        req = self.body(m.UpdateEndpointRequest)
+
+        def update() -> m.EndpointOut:
+            info = self.ws.endpoints.show(name)
+            changes = []
+            if req.traffic is not None:
+                changes.append(lambda: self.ws.endpoints.set_traffic(name, req.traffic))
+            if req.mirror is not None:
+                changes.append(lambda: self.ws.endpoints.set_mirror(name, req.mirror))
+            # a deployment moves from mirrored to live only once it is no longer mirrored
+            mirrored = {d for d, share in info.mirror.items() if share > 0}
+            if req.traffic and req.mirror is not None and any(req.traffic.get(d, 0) > 0 for d in mirrored):
+                changes.reverse()
+            for change in changes:
+                info = change()
+            return self.endpoint_out(info)
+
+        self.send(await self.call(update))
+
+
+class EndpointInvokeHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        req = self.body(m.InvokeRequest)
+        try:
+            response = await self.call(self.ws.endpoints.invoke, name, req.data, deployment=req.deployment)
+        except MlopsError as exc:
+            raise _upstream(exc) from exc
+        self.send(m.InvokeOut(response=response))
+
+
+class EndpointLogsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        q = self.query(m.LogsQuery)
+
+        def read() -> str:
+            self.ws.endpoints.show(name)  # an unknown endpoint is a 404, not an empty log
+            return self.ws.endpoints.logs(name, q.deployment, lines=q.lines)
+
+        self.send(m.EndpointLogs(endpoint=name, deployment=q.deployment, text=await self.call(read)))
+
+
+class EndpointDeploymentsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        req = self.body(m.DeployRequest)
+        try:
+            info = await self.call(self.ws.endpoints.deploy, name, req.name, req.model)
+        except MlopsError as exc:
+            raise _upstream(exc) from exc
+        self.set_header("Location", url_path_join(self.base_url, API_PREFIX, "endpoints", name))
+        self.send(_deployment(info, {}), status=201)
+
+
+# -- pipelines --------------------------------------------------------------------------------------------------------
+class PipelinesHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        from jupyter_mlops.pipelines import history
+
+        pipelines = await self.call(history.list_pipelines, self.ws)
+        self.send(m.PipelineList(pipelines=[m.PipelineOut.model_validate(p.to_dict()) for p in pipelines]))
+
+
+class PipelineRunsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        from jupyter_mlops.pipelines import history
+
+        q = self.query(m.PipelineRunsQuery)
+        runs = await self.call(history.runs, self.ws, name, max_results=q.max_results)
+        self.send(m.PipelineRunList(runs=[m.PipelineRunOut.model_validate(r.to_dict()) for r in runs]))
+
+
+# -- monitors ---------------------------------------------------------------------------------------------------------
+def _monitor(record: Any) -> m.MonitorOut:
+    return m.MonitorOut.model_validate(record.to_dict())
+
+
+class MonitorsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        monitors = await self.call(self.ws.monitors.list)
+        self.send(m.MonitorList(monitors=[_monitor(r) for r in monitors]))
+
+
+class MonitorHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        self.send(_monitor(await self.call(self.ws.monitors.get, name)))
+
+
+class MonitorReportHandler(MlopsHandler):
+    """The evidently report as a page of its own; the Lab shows it in a sandboxed iframe (scripts, no origin)."""
+
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        from jupyter_mlops.monitoring.reports import last_report_html
+
+        page = await self.call(last_report_html, self.ws, name)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Content-Security-Policy", "sandbox allow-scripts")
+        self.finish(page)
 
 
 # -- events -----------------------------------------------------------------------------------------------------------
@@ -292,6 +484,17 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("models/{name}/aliases/{alias}", ModelAliasHandler),
     ("runs", RunsHandler),
     ("runs/{run_id}", RunHandler),
+    ("runs/{run_id}/code", RunCodeHandler),
+    ("endpoints", EndpointsHandler),
+    ("endpoints/{name}", EndpointHandler),
+    ("endpoints/{name}/invoke", EndpointInvokeHandler),
+    ("endpoints/{name}/logs", EndpointLogsHandler),
+    ("endpoints/{name}/deployments", EndpointDeploymentsHandler),
+    ("pipelines", PipelinesHandler),
+    ("pipelines/{name}/runs", PipelineRunsHandler),
+    ("monitors", MonitorsHandler),
+    ("monitors/{name}", MonitorHandler),
+    ("monitors/{name}/report", MonitorReportHandler),
     ("events", EventsHandler),
     ("events/recent", RecentEventsHandler),
 ]

@@ -1,0 +1,38 @@
+"""The evidently report of a monitor's last run, as the HTML page its MLflow run keeps (``report/``)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jupyter_mlops import _mlflow
+from jupyter_mlops.exceptions import NotFound
+
+if TYPE_CHECKING:
+    from jupyter_mlops.workspace import Workspace
+
+REPORT_ARTIFACT = "report/drift_report.html"
+
+
+def last_report_html(ws: Workspace, monitor: str) -> str:
+    """The HTML of the last report of ``monitor``; NotFound says why there is none yet."""
+    found = ws.monitors.get(monitor)
+    if found.last_run_id is None:
+        raise NotFound(
+            f"Monitor {monitor!r} has not run yet: run it now with `jupyter mlops monitor run {monitor}` "
+            f"(or ws.monitors.run({monitor!r})), or wait for its schedule ({found.schedule_s} s).",
+            monitor=monitor,
+        )
+    with _mlflow.translated_errors(f"the report of monitor {monitor!r}"):
+        names = {a.path for a in ws.client.list_artifacts(found.last_run_id, "report")}
+        if REPORT_ARTIFACT not in names:
+            rows = (found.last_result or {}).get("rows")
+            raise NotFound(
+                f"The last run of monitor {monitor!r} drew no report: its window had {rows} collected row(s), "
+                "and a report needs at least 2. Send requests to the endpoint, then run the monitor again.",
+                monitor=monitor,
+                run_id=found.last_run_id,
+            )
+        with tempfile.TemporaryDirectory(prefix="mlops-report-") as tmp:
+            return Path(ws.client.download_artifacts(found.last_run_id, REPORT_ARTIFACT, tmp)).read_text()
