@@ -1,8 +1,9 @@
 """The control plane of online endpoints: records in the metadata store, router processes, Azure's traffic rules.
 
-Each endpoint is a router process (see ``router.py``) recorded with its PID and port. The record says what should
-run; ``list``/``get`` reconcile it with what does, and restart a router that crashed. Changes (deploy, traffic,
-mirror) are written to the store and return once the router has applied them.
+Each endpoint is one or more router worker processes (see ``router.py``) sharing a port, each recorded with its PID;
+a deployment with its own environment or a Docker target is a process of its own (see ``isolated.py``). The
+records say what should run; ``list``/``get`` reconcile them with what does, and restart what crashed. Changes
+(deploy, traffic, mirror) are written to the store and return once every worker has applied them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import re
 import secrets
-import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -23,12 +24,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from jupyter_mlops.deploy import isolated
+from jupyter_mlops.deploy.app import MULTIPROCESS_ENV
+from jupyter_mlops.deploy.processes import alive, free_port, stop_process_group
 from jupyter_mlops.events import envelope
 from jupyter_mlops.exceptions import BackendUnavailable, Conflict, InvalidInput, MlopsError, NotFound
 from jupyter_mlops.records import Record
 
 if TYPE_CHECKING:
-    from jupyter_mlops.store.endpoints import EndpointRecord
+    from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
     from jupyter_mlops.workspace import Workspace
 
 ACTIVE = ("creating", "updating", "active")
@@ -48,7 +52,18 @@ class DeploymentInfo(Record):
     error: str | None
     created_at: datetime | None
     requested: str | None = None  # what deploy() was asked for, when it serves its ONNX conversion instead
-    table_columns: ClassVar[tuple[str, ...]] = ("endpoint", "name", "model", "status", "traffic", "mirror", "error")
+    runs_in: str = "router"  # router (in the endpoint's workers) | venv (its environment's process) | docker
+    environment: str | None = None
+    table_columns: ClassVar[tuple[str, ...]] = (
+        "endpoint",
+        "name",
+        "model",
+        "status",
+        "traffic",
+        "mirror",
+        "runs_in",
+        "error",
+    )
 
 
 @dataclass(frozen=True)
@@ -57,12 +72,21 @@ class EndpointInfo(Record):
     status: str
     scoring_uri: str | None
     auth: str
-    pid: int | None
+    pid: int | None  # of the first worker
     traffic: dict[str, int]
     mirror: dict[str, int]
     deployments: list[DeploymentInfo]
     note: str | None = None
-    table_columns: ClassVar[tuple[str, ...]] = ("name", "status", "scoring_uri", "traffic", "mirror", "note")
+    instances: int = 1  # worker processes
+    table_columns: ClassVar[tuple[str, ...]] = (
+        "name",
+        "status",
+        "scoring_uri",
+        "instances",
+        "traffic",
+        "mirror",
+        "note",
+    )
 
 
 class Endpoint:
@@ -113,13 +137,17 @@ class Endpoints:
         self.ws = ws
 
     # -- create / delete ------------------------------------------------------------------------------------------
-    def create(self, name: str, *, auth: str = "key", host: str = "127.0.0.1", port: int | None = None) -> Endpoint:
+    def create(
+        self, name: str, *, auth: str = "key", host: str = "127.0.0.1", port: int | None = None, instances: int = 1
+    ) -> Endpoint:
+        """Record the endpoint, then start its ``instances`` worker processes; returns once they answer."""
         from jupyter_mlops.store.endpoints import EndpointRecord
 
         if not _NAME.match(name):
             raise InvalidInput(f"{name!r} is not a valid endpoint name: lower-case letters, digits and '-'.")
         if auth not in ("key", "none"):
             raise InvalidInput(f"auth must be 'key' or 'none', not {auth!r}.")
+        _check_instances(instances)
         from sqlalchemy.exc import IntegrityError
 
         try:
@@ -130,14 +158,16 @@ class Endpoints:
                         auth=auth,
                         key=secrets.token_urlsafe(32) if auth == "key" else None,
                         host=host,
-                        port=port or _free_port(host),
+                        port=port or free_port(host),
                         status="creating",
+                        instances=instances,
                     )
                 )
         except IntegrityError as exc:
             raise Conflict(f"An endpoint named {name!r} exists; delete it first or choose another name.") from exc
+        shutil.rmtree(self._metrics_dir(name), ignore_errors=True)
         try:
-            self._start(name)
+            self._scale(name, instances)
         except BaseException:
             self.delete(name)
             raise
@@ -145,15 +175,24 @@ class Endpoints:
         return Endpoint(self, name)
 
     def delete(self, name: str) -> None:
-        """Stop the router and remove the endpoint; its deployments stay in the history as deleted."""
-        from sqlalchemy import update
+        """Stop the workers and deployment processes and remove the endpoint; deployments stay in the history."""
+        from sqlalchemy import delete, select, update
 
+        from jupyter_mlops.store.endpoints import EndpointWorker
         from jupyter_mlops.store.schema import Deployment
 
         record = self._record(name)
-        _stop(record.pid)
+        for worker in self._workers(name):
+            stop_process_group(worker.pid)
+        with self.ws.store.session() as session:
+            rows = session.scalars(select(Deployment).where(Deployment.endpoint == name)).all()
+        for row in rows:
+            launch = _launch(row)
+            if launch is not None and row.status != "deleted":
+                isolated.stop(launch)
         with self.ws.store.session() as session:
             session.execute(update(Deployment).where(Deployment.endpoint == name).values(status="deleted"))
+            session.execute(delete(EndpointWorker).where(EndpointWorker.endpoint == name))
             session.delete(session.merge(record))
         self.ws.events.emit("endpoint.deleted", f"endpoints/{name}", {"endpointName": name})
 
@@ -185,6 +224,8 @@ class Endpoints:
         model: str,
         *,
         scoring_script: str | os.PathLike[str] | None = None,
+        environment: str | os.PathLike[str] | None = None,
+        target: str = "local",
         instances: int = 1,
         collect: bool = True,
         onnx: bool = True,
@@ -192,49 +233,71 @@ class Endpoints:
         max_body_bytes: int = 10 * 1024 * 1024,
     ) -> DeploymentInfo:
         """Add (0% traffic until set) or replace deployment ``deployment`` with ``model`` (``churn:3``,
-        ``models:/churn/3``, ``models:/churn@champion``); returns once the router serves it."""
+        ``models:/churn/3``, ``models:/churn@champion``); returns once the endpoint serves it.
+
+        Served inside the endpoint's workers, unless it names its own ``environment`` (a registered name or an
+        ``envs/NAME.yaml`` spec: run in that virtualenv) or ``target="docker"`` (run as a container): then it is a
+        process of its own that the workers forward to. ``instances`` is the number of worker processes serving it
+        (in the endpoint's workers: the endpoint runs at least that many)."""
         from sqlalchemy import select
 
         from jupyter_mlops.store.schema import Deployment
 
         if not _NAME.match(deployment):
             raise InvalidInput(f"{deployment!r} is not a valid deployment name: lower-case letters, digits and '-'.")
-        if instances != 1:
-            raise InvalidInput("instances > 1 is not supported yet: deploy with instances=1.")
-        name, version = _model_ref(model)
-        requested = self.ws.models.get(name, version)
-        record = requested
-        if onnx and not scoring_script:  # serve a proven ONNX conversion when there is one
-            from jupyter_mlops.deploy.onnx import converted_version
-
-            record = converted_version(self.ws, requested.name, requested.version) or requested
+        if target not in ("local", "docker"):
+            raise InvalidInput(f"target must be 'local' or 'docker', not {target!r}.")
+        _check_instances(instances)
+        if request_timeout_s <= 0 or max_body_bytes <= 0:
+            raise InvalidInput("request_timeout_s and max_body_bytes must be positive.")
         script = str(Path(scoring_script).resolve()) if scoring_script else None
         if script and not Path(script).is_file():
             raise InvalidInput(f"The scoring script {script} does not exist.")
         self._record(endpoint)
-        if request_timeout_s <= 0 or max_body_bytes <= 0:
-            raise InvalidInput("request_timeout_s and max_body_bytes must be positive.")
-        options = json.dumps(
-            {
-                "collect": collect,
-                "prefer_onnx": onnx,
-                "requested": f"{requested.name}:{requested.version}",
-                "request_timeout_s": request_timeout_s,
-                "max_body_bytes": max_body_bytes,
-            }
-        )
+        built = None
+        if environment is not None:
+            from jupyter_mlops.environments import Environments
+
+            built = Environments(self.ws).built(environment)
+        name, version = _model_ref(model)
+        requested = self.ws.models.get(name, version)
+        record = requested
+        onnx_usable = built is None or _has_package(built.lock, "onnxruntime")
+        if onnx and onnx_usable and not scoring_script:  # serve a proven ONNX conversion when there is one
+            from jupyter_mlops.deploy.onnx import converted_version
+
+            record = converted_version(self.ws, requested.name, requested.version) or requested
+        options: dict[str, Any] = {
+            "collect": collect,
+            "prefer_onnx": onnx and onnx_usable,
+            "requested": f"{requested.name}:{requested.version}",
+            "request_timeout_s": request_timeout_s,
+            "max_body_bytes": max_body_bytes,
+            "instances": instances,
+        }
+        launch = None
+        if built is not None or target == "docker":
+            options["environment"] = f"{built.name}:{built.short_version}" if built else None
+            launch = self._launch_isolated(endpoint, deployment, record, script, built, target, instances, options)
+            options["upstream"] = {"url": launch.url, "key": launch.key}
+            options["process"] = launch.to_options()
         with self.ws.store.session() as session:
             row = session.scalar(
                 select(Deployment).where(Deployment.endpoint == endpoint, Deployment.name == deployment)
             )
             replacing = row is not None and row.status in ACTIVE
+            previous = _launch(row) if replacing else None
             if row is None:
                 row = Deployment(endpoint=endpoint, name=deployment)
                 session.add(row)
             row.model_name, row.model_version, row.model_uri = record.name, record.version, record.source
-            row.scoring_script, row.options, row.error = script, options, None
+            row.scoring_script, row.options, row.error = script, json.dumps(options), None
             row.status = "updating" if replacing else "creating"
+        if launch is None:
+            self._scale(endpoint, max(instances, self._record(endpoint).instances))
         self._apply(endpoint)
+        if previous is not None:  # the replaced process: stopped once no worker forwards to it
+            isolated.stop(previous)
         info = next(d for d in self.show(endpoint).deployments if d.name == deployment)
         if info.status == "failed":
             self.ws.events.emit(
@@ -309,13 +372,28 @@ class Endpoints:
             raise BackendUnavailable(f"Endpoint {endpoint} does not answer at {_uri(record)}: {exc.reason}") from exc
 
     def logs(self, endpoint: str, deployment: str | None = None, *, lines: int = 100) -> str:
-        path = self._log_path(endpoint)
-        if not path.exists():
-            return ""
-        text = path.read_text(errors="replace").splitlines()
-        if deployment:
-            text = [line for line in text if deployment in line]
-        return "\n".join(text[-lines:])
+        """The deployment's own log (its loading, failures, and its process or container output), or the
+        endpoint's router log when no deployment is named."""
+        if deployment is None:
+            self._record(endpoint)
+            return _tail(self._log_path(endpoint), lines)
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.schema import Deployment
+
+        with self.ws.store.session() as session:
+            row = session.scalar(
+                select(Deployment).where(Deployment.endpoint == endpoint, Deployment.name == deployment)
+            )
+        if row is None:
+            names = [d.name for d in self.show(endpoint).deployments]
+            raise NotFound(f"No deployment {deployment!r} in {endpoint}; deployments: {', '.join(names) or 'none'}.")
+        launch = _launch(row)
+        if launch is not None and launch.kind == "docker":
+            return isolated.tail(launch, lines)
+        from jupyter_mlops.deploy.router import deployment_log_path
+
+        return _tail(deployment_log_path(self.ws, endpoint, deployment), lines)
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _record(self, name: str) -> EndpointRecord:
@@ -330,24 +408,64 @@ class Endpoints:
                 raise NotFound(f"No endpoint named {name!r}; endpoints: {', '.join(names) or 'none'}.", names=names)
             return record
 
+    def _workers(self, name: str) -> list[EndpointWorker]:
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.endpoints import EndpointWorker
+
+        with self.ws.store.session() as session:
+            return list(
+                session.scalars(
+                    select(EndpointWorker).where(EndpointWorker.endpoint == name).order_by(EndpointWorker.slot)
+                ).all()
+            )
+
     def _log_path(self, name: str) -> Path:
         return self.ws.root / "logs" / "endpoints" / f"{name}.log"
 
-    def _start(self, name: str) -> None:
-        """Start the router process, detached from this one, and wait until it answers."""
-        from sqlalchemy import update
+    def _metrics_dir(self, name: str) -> Path:
+        return self.ws.root / "serving" / name / "metrics"
 
-        from jupyter_mlops.store.endpoints import EndpointRecord
+    def _scale(self, name: str, instances: int) -> None:
+        """Run exactly ``instances`` workers: start the missing slots (and wait until they serve), stop the rest."""
+        from sqlalchemy import delete, update
+
+        from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
+
+        with self.ws.store.session() as session:
+            session.execute(update(EndpointRecord).where(EndpointRecord.name == name).values(instances=instances))
+        workers = {w.slot: w for w in self._workers(name)}
+        for slot in range(instances):
+            if slot not in workers or not alive(workers[slot].pid):
+                self._start_worker(name, slot)
+        for slot, worker in workers.items():
+            if slot >= instances:
+                stop_process_group(worker.pid)
+                with self.ws.store.session() as session:
+                    session.execute(
+                        delete(EndpointWorker).where(EndpointWorker.endpoint == name, EndpointWorker.slot == slot)
+                    )
+        self._set_status(name, "running")
+
+    def _start_worker(self, name: str, slot: int) -> None:
+        """Start worker ``slot``, detached from this process, and wait until it serves the configuration."""
+        from sqlalchemy import delete
+
+        from jupyter_mlops.store.endpoints import EndpointWorker
 
         record = self._record(name)
         log_path = self._log_path(name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        metrics = self._metrics_dir(name)
+        metrics.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
             "-m",
             "jupyter_mlops.deploy.router",
             "--endpoint",
             name,
+            "--slot",
+            str(slot),
             "--workspace",
             str(self.ws.root),
             "--metadata-uri",
@@ -359,6 +477,9 @@ class Endpoints:
         ]
         if not self.ws.is_local:
             command += ["--tracking-uri", self.ws.tracking_uri]
+        with self.ws.store.session() as session:  # the row first: no worker runs without one
+            session.execute(delete(EndpointWorker).where(EndpointWorker.endpoint == name, EndpointWorker.slot == slot))
+            session.add(EndpointWorker(endpoint=name, slot=slot, pid=None, applied_version=0))
         with open(log_path, "a") as log:
             process = subprocess.Popen(
                 command,
@@ -366,37 +487,134 @@ class Endpoints:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a kernel restart does not stop it
-                env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+                env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", MULTIPROCESS_ENV: str(metrics)},
             )
-        with self.ws.store.session() as session:
-            session.execute(
-                update(EndpointRecord).where(EndpointRecord.name == name).values(pid=process.pid, status="starting")
-            )
+        self._set_worker(name, slot, pid=process.pid)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise MlopsError(f"The router of {name} exited at start: {self.logs(name, lines=20)}")
-            if _answers(_uri(record) + "/ready"):
-                with self.ws.store.session() as session:
-                    session.execute(update(EndpointRecord).where(EndpointRecord.name == name).values(status="running"))
+                raise MlopsError(f"Worker {slot} of {name} exited at start: {self.logs(name, lines=20)}")
+            worker = next((w for w in self._workers(name) if w.slot == slot), None)
+            if worker is not None and worker.applied_version > 0 and _answers(_uri(record) + "/health"):
                 return
             time.sleep(0.05)
-        _stop(process.pid)
-        raise MlopsError(f"The router of {name} did not become ready within {START_TIMEOUT_S:.0f} s.")
+        stop_process_group(process.pid)
+        raise MlopsError(f"Worker {slot} of {name} did not become ready within {START_TIMEOUT_S:.0f} s.")
+
+    def _set_worker(self, name: str, slot: int, **values: Any) -> None:
+        from sqlalchemy import update
+
+        from jupyter_mlops.store.endpoints import EndpointWorker
+
+        with self.ws.store.session() as session:
+            session.execute(
+                update(EndpointWorker)
+                .where(EndpointWorker.endpoint == name, EndpointWorker.slot == slot)
+                .values(**values)
+            )
+
+    def _launch_isolated(
+        self,
+        endpoint: str,
+        deployment: str,
+        record: Any,
+        script: str | None,
+        built: Any,
+        target: str,
+        instances: int,
+        options: dict[str, Any],
+    ) -> isolated.Launch:
+        """Start the deployment's own process (its environment's venv, or a container) and wait until it serves."""
+        from jupyter_mlops.deploy.router import deployment_log_path
+
+        folder = self.ws.root / "serving" / endpoint / f"{deployment}-{record.name}-{record.version}"
+        if not folder.exists():
+            self.ws.models.download(record.name, record.version, folder)
+        log = deployment_log_path(self.ws, endpoint, deployment)
+        port = free_port("127.0.0.1")
+        if target == "docker":
+            from jupyter_mlops.deploy import docker
+
+            launch = docker.deployment_launch(
+                self.ws,
+                model_dir=folder,
+                name=deployment,
+                port=port,
+                log=log,
+                scoring_script=script,
+                environment=built,
+                workers=instances,
+                options=options,
+            )
+        else:
+            from jupyter_mlops.environments.build import venv_python
+
+            python = str(venv_python(Path(built.venv_path)))
+            launch = isolated.venv_launch(
+                self.ws,
+                python,
+                model_dir=folder,
+                name=deployment,
+                port=port,
+                log=log,
+                scoring_script=script,
+                workers=instances,
+                options=options,
+            )
+        return isolated.start(self.ws, launch)
 
     def _reconcile(self, record: EndpointRecord) -> EndpointRecord:
-        """A router that should run but does not is reported and restarted."""
-        if record.status not in ("running", "crashed") or _alive(record.pid):
+        """Workers and deployment processes that should run but do not are reported and restarted."""
+        if record.status not in ("running", "crashed"):
             return record
-        self._set_status(record.name, "crashed")
-        try:
-            self._start(record.name)
+        notes = []
+        workers = {w.slot: w for w in self._workers(record.name)}
+        for slot in range(record.instances):
+            worker = workers.get(slot)
+            if worker is not None and alive(worker.pid):
+                continue
+            self._set_status(record.name, "crashed")
+            try:
+                self._start_worker(record.name, slot)
+                notes.append(f"worker {slot} had crashed and was restarted")
+            except MlopsError as exc:
+                notes.append(f"worker {slot} crashed and could not be restarted: {exc}")
+        notes += self._reconcile_deployments(record.name)
+        if any("could not" in note for note in notes):
             record = self._record(record.name)
-            record.note = "the router had crashed and was restarted"  # type: ignore[attr-defined]
-        except MlopsError as exc:
+        else:
+            self._set_status(record.name, "running")
             record = self._record(record.name)
-            record.note = f"the router crashed and could not be restarted: {exc}"  # type: ignore[attr-defined]
+        if notes:
+            record.note = "; ".join(notes)  # type: ignore[attr-defined]
         return record
+
+    def _reconcile_deployments(self, endpoint: str) -> list[str]:
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.schema import Deployment
+
+        with self.ws.store.session() as session:
+            rows = session.scalars(
+                select(Deployment).where(Deployment.endpoint == endpoint, Deployment.status.in_(ACTIVE))
+            ).all()
+        notes = []
+        for row in rows:
+            launch = _launch(row)
+            if launch is None or isolated.running(launch):
+                continue
+            try:
+                restarted = isolated.start(self.ws, launch)  # same port and key: the workers need no change
+            except MlopsError as exc:
+                notes.append(f"deployment {row.name} stopped and could not be restarted: {exc}")
+                continue
+            with self.ws.store.session() as session:
+                stored = session.get(Deployment, row.id)
+                options = json.loads(stored.options or "{}")
+                options["process"] = restarted.to_options()
+                stored.options = json.dumps(options)
+            notes.append(f"deployment {row.name} had stopped and was restarted")
+        return notes
 
     def _set_status(self, name: str, status: str) -> None:
         from sqlalchemy import update
@@ -422,7 +640,7 @@ class Endpoints:
         self._apply(endpoint, bump=False)
 
     def _apply(self, endpoint: str, *, bump: bool = True) -> None:
-        """Ask the router to apply the stored configuration and wait until it has."""
+        """Ask the workers to apply the stored configuration and wait until every one has."""
         from sqlalchemy import update
 
         from jupyter_mlops.store.endpoints import EndpointRecord
@@ -434,16 +652,20 @@ class Endpoints:
                     .where(EndpointRecord.name == endpoint)
                     .values(config_version=EndpointRecord.config_version + 1)
                 )
-        target = self._record(endpoint).config_version
+        record = self._record(endpoint)
+        target = record.config_version
         deadline = time.monotonic() + APPLY_TIMEOUT_S
         while time.monotonic() < deadline:
-            record = self._record(endpoint)
-            if record.applied_version >= target:
+            workers = [w for w in self._workers(endpoint) if w.slot < record.instances]
+            if workers and all(w.applied_version >= target for w in workers):
                 return
-            if not _alive(record.pid):
-                raise MlopsError(f"The router of {endpoint} is not running: {self.logs(endpoint, lines=20)}")
+            dead = [w.slot for w in workers if not alive(w.pid)]
+            if dead or not workers:
+                raise MlopsError(
+                    f"Worker {dead[0] if dead else 0} of {endpoint} is not running: {self.logs(endpoint, lines=20)}"
+                )
             time.sleep(0.05)
-        raise MlopsError(f"The router of {endpoint} did not apply the change within {APPLY_TIMEOUT_S:.0f} s.")
+        raise MlopsError(f"The workers of {endpoint} did not apply the change within {APPLY_TIMEOUT_S:.0f} s.")
 
     def _info(self, record: EndpointRecord) -> EndpointInfo:
         from sqlalchemy import select
@@ -457,30 +679,37 @@ class Endpoints:
                 .where(Deployment.endpoint == record.name, Deployment.status != "deleted")
                 .order_by(Deployment.name)
             ).all()
-        deployments = [
-            DeploymentInfo(
-                endpoint=record.name,
-                name=row.name,
-                model=f"{row.model_name}:{row.model_version}",
-                status=row.status,
-                traffic=traffic.get(row.name, 0),
-                mirror=mirror.get(row.name, 0),
-                error=row.error,
-                created_at=row.created_at,
-                requested=json.loads(row.options or "{}").get("requested"),
+        deployments = []
+        for row in rows:
+            options = json.loads(row.options or "{}")
+            launch = _launch(row)
+            deployments.append(
+                DeploymentInfo(
+                    endpoint=record.name,
+                    name=row.name,
+                    model=f"{row.model_name}:{row.model_version}",
+                    status=row.status,
+                    traffic=traffic.get(row.name, 0),
+                    mirror=mirror.get(row.name, 0),
+                    error=row.error,
+                    created_at=row.created_at,
+                    requested=options.get("requested"),
+                    runs_in=launch.kind if launch else "router",
+                    environment=options.get("environment"),
+                )
             )
-            for row in rows
-        ]
+        workers = self._workers(record.name)
         return EndpointInfo(
             name=record.name,
             status=record.status,
             scoring_uri=_uri(record) + "/score" if record.port else None,
             auth=record.auth,
-            pid=record.pid,
+            pid=workers[0].pid if workers else None,
             traffic=traffic,
             mirror=mirror,
             deployments=deployments,
             note=getattr(record, "note", None),
+            instances=record.instances,
         )
 
 
@@ -515,48 +744,30 @@ def _uri(record: EndpointRecord) -> str:
     return f"http://{record.host}:{record.port}"
 
 
+def _check_instances(instances: int) -> None:
+    if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= 64:
+        raise InvalidInput(f"instances is a number of worker processes from 1 to 64, not {instances!r}.")
+
+
+def _launch(row: Any) -> isolated.Launch | None:
+    """How the deployment's own process was started, when it has one."""
+    process = json.loads(row.options or "{}").get("process") if row is not None else None
+    return isolated.Launch(**process) if process else None
+
+
+def _has_package(lock: str | None, name: str) -> bool:
+    return any(line.lower().startswith(f"{name}==") for line in (lock or "").splitlines())
+
+
+def _tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _stop(pid: int | None) -> None:
-    if not _alive(pid):
-        return
-    assert pid is not None
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]

@@ -133,12 +133,16 @@ class Environments:
                 record, status="ready", venv_path=str(folder), kernel_name=kernel, lock=lock, error=None, built=True
             )
 
-    def kernel_for(self, spec_or_name: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
-        """The kernelspec name for a spec file (registered on the way) or a registered name, built on demand."""
+    def built(self, spec_or_name: str | os.PathLike[str], *, progress: Progress | None = None) -> Environment:
+        """A ready environment for a spec file (registered on the way) or a registered name, built on demand."""
         text = str(spec_or_name)
         looks_like_file = isinstance(spec_or_name, Path) or text.endswith((".yaml", ".yml")) or "/" in text
         record = self.register(text) if looks_like_file or Path(text).is_file() else self.show(text)
-        built = self.build(record.name, record.version, progress=progress)
+        return self.build(record.name, record.version, progress=progress)
+
+    def kernel_for(self, spec_or_name: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
+        """The kernelspec name for a spec file (registered on the way) or a registered name, built on demand."""
+        built = self.built(spec_or_name, progress=progress)
         assert built.kernel_name is not None
         return built.kernel_name
 

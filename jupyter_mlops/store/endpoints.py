@@ -1,4 +1,4 @@
-"""The endpoint table: what should be running (the record) next to what is (its router process)."""
+"""The endpoint tables: what should be running (the record) next to what is (its worker processes)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,24 @@ class EndpointRecord(Base):
     key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     host: Mapped[str] = mapped_column(String(255), nullable=False, default="127.0.0.1")
     port: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(32), nullable=False, default="creating")
     traffic: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON {deployment: percent}
     mirror: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON {deployment: percent}
     config_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    applied_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    instances: Mapped[int] = mapped_column(Integer, nullable=False, default=1)  # worker processes (since 0008)
+
+
+class EndpointWorker(Base):
+    """One worker process of an endpoint and the configuration version it serves."""
+
+    __tablename__ = "mlops_endpoint_workers"
+
+    endpoint: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    applied_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class BatchEndpointRecord(Base):

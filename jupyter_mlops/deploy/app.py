@@ -1,0 +1,314 @@
+"""The data plane: a Starlette app scoring requests with whatever routing table it is given.
+
+The endpoint's router (which follows the metadata store, see ``router.py``) and a standalone deployment process
+(the container entrypoint, see ``serve.py``) serve the same app, so a deployment answers the same way wherever it
+runs. The table is replaced whole, never mutated: a traffic switch or a replaced deployment is one assignment and
+never drops a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops.exceptions import MlopsError
+
+if TYPE_CHECKING:
+    from jupyter_mlops.deploy.forward import Upstream
+    from jupyter_mlops.deploy.scoring import Scorer
+
+log = logging.getLogger("jupyter_mlops.router")
+DEPLOYMENT_HEADER = "mlops-model-deployment"
+REQUEST_ID_HEADER = "mlops-request-id"  # given by the caller, or made here; labels arriving later refer to it
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set when an endpoint runs several workers
+
+
+@dataclass
+class Served:
+    """One deployment as the data plane sees it: scored in process, or forwarded to its own process."""
+
+    name: str
+    model: str  # name:version
+    scorer: Scorer | None
+    collect: bool
+    request_timeout_s: float = 60.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    upstream: Upstream | None = None
+    log: logging.Logger = field(default_factory=lambda: log)
+
+
+@dataclass
+class Table:
+    """What the app serves; replaced whole, never mutated."""
+
+    version: int = 0
+    served: dict[str, Served] = field(default_factory=dict)
+    live: list[tuple[str, float]] = field(default_factory=list)  # (deployment, cumulative percent)
+    mirror: tuple[str, int] | None = None
+    auth_key: str | None = None
+
+    def pick(self) -> str | None:
+        if not self.live:
+            return None
+        draw = random.random() * 100
+        for name, upto in self.live:
+            if draw < upto:
+                return name
+        return self.live[-1][0]
+
+
+def live_shares(traffic: dict[str, int], served: dict[str, Served]) -> list[tuple[str, float]]:
+    """Cumulative shares of the deployments that receive traffic and are loaded."""
+    live, total = [], 0
+    for name, percent in traffic.items():
+        if percent > 0 and name in served:
+            total += percent
+            live.append((name, total))
+    return [(name, upto * 100 / total) for name, upto in live] if total else []
+
+
+class Collector:
+    """Appends inputs and outputs as JSON lines, off the request path, one file per deployment and day."""
+
+    def __init__(self, folder: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str, str]]] = queue.SimpleQueue()
+        threading.Thread(target=self._drain, name="mlops-collector", daemon=True).start()
+
+    def add(self, deployment: str, body: bytes, output_json: str, request_id: str) -> None:
+        """Queue one request; the JSON line is built off the request path."""
+        self._queue.put((deployment, (time.time(), body, output_json, request_id)))
+
+    @staticmethod
+    def _line(deployment: str, item: tuple[float, bytes, str, str]) -> str:
+        moment, body, output_json, request_id = item
+        try:
+            request = body.decode()
+            json.loads(request)  # embedded as it came when it is JSON (it was parsed to be scored)
+        except ValueError:
+            request = json.dumps(body.decode(errors="replace"))
+        stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat()
+        return (
+            f'{{"time": "{stamp}", "deployment": {json.dumps(deployment)}, "request_id": {json.dumps(request_id)}, '
+            f'"input": {request}, "output": {output_json}}}'
+        )
+
+    def _drain(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            time.sleep(0.2)  # gather a batch: one write per burst
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            by_deployment: dict[str, list[str]] = {}
+            for deployment, item in items:
+                by_deployment.setdefault(deployment, []).append(self._line(deployment, item))
+            for deployment, lines in by_deployment.items():
+                path = self._path(deployment)
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write("\n".join(lines) + "\n")
+
+    def _path(self, deployment: str) -> Path:
+        folder = self.folder / deployment
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{datetime.now(timezone.utc):%Y-%m-%d}.{os.getpid()}.jsonl"  # one writer per file
+        if path.exists() and path.stat().st_size > self.max_bytes:
+            path.rename(path.with_suffix(f".{int(time.time())}.jsonl"))
+        return path
+
+
+class ScoringApp:
+    """Serves ``self.table``; subclasses decide where the table comes from."""
+
+    def __init__(self, collector: Collector | None = None) -> None:
+        self.table = Table()
+        self.collector = collector
+        self.metrics = Metrics()
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, PlainTextResponse, Response
+        from starlette.routing import Route
+
+        def error(status: int, message: str, deployment: str | None = None) -> Response:
+            headers = {DEPLOYMENT_HEADER: deployment} if deployment else None
+            return JSONResponse({"message": message}, status_code=status, headers=headers)
+
+        async def score(request: Request) -> Response:
+            table = self.table
+            if table.auth_key is not None:
+                given = request.headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {table.auth_key}".encode()):
+                    return error(401, "Missing or wrong key: send 'Authorization: Bearer KEY'.")
+            named = request.headers.get(DEPLOYMENT_HEADER)
+            name = named or table.pick()
+            if name is None:
+                return error(503, "No deployment receives traffic: set the endpoint's traffic.")
+            served = table.served.get(name)
+            if served is None:
+                return error(404, f"No deployment named {name!r}; deployments: {', '.join(table.served) or 'none'}.")
+            too_large = f"The body is larger than {served.max_body_bytes} bytes (the deployment's max_body_bytes)."
+            if int(request.headers.get("content-length") or 0) > served.max_body_bytes:
+                return error(413, too_large, name)
+            body = await request.body()
+            if len(body) > served.max_body_bytes:
+                return error(413, too_large, name)
+            request_id = (request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex)[:128]
+            started = time.perf_counter()
+            try:
+                if served.upstream is not None:
+                    answer = await asyncio.wait_for(
+                        served.upstream.score(body, request_id), timeout=served.request_timeout_s
+                    )
+                    if answer.status != 200:
+                        self.metrics.observe(name, time.perf_counter() - started, error=True)
+                        headers = {DEPLOYMENT_HEADER: name, REQUEST_ID_HEADER: request_id}
+                        return Response(answer.body, answer.status, headers, media_type="application/json")
+                    text = answer.body.decode()
+                else:
+                    assert served.scorer is not None
+                    if served.scorer.fast:
+                        output = served.scorer.score(body)
+                    else:
+                        output = await asyncio.wait_for(
+                            run_in_threadpool(served.scorer.score, body), timeout=served.request_timeout_s
+                        )
+                    text = json.dumps(output)
+            except asyncio.TimeoutError:
+                self.metrics.observe(name, time.perf_counter() - started, error=True)
+                served.log.warning("request %s took longer than %g s", request_id, served.request_timeout_s)
+                return error(504, f"The model took longer than {served.request_timeout_s:g} s (request_timeout).", name)
+            except MlopsError as exc:
+                self.metrics.observe(name, time.perf_counter() - started, error=True)
+                if exc.http_status >= 500:
+                    served.log.error("request %s failed: %s", request_id, exc.message)
+                return error(exc.http_status, exc.message, name)
+            except Exception as exc:  # the model failed: report it, keep serving
+                served.log.exception("request %s failed", request_id)
+                self.metrics.observe(name, time.perf_counter() - started, error=True)
+                return error(500, f"The model failed: {type(exc).__name__}: {exc}", name)
+            self.metrics.observe(name, time.perf_counter() - started, error=False)
+            if served.collect and self.collector is not None:
+                self.collector.add(name, body, text, request_id)
+            if not named and table.mirror and random.random() * 100 < table.mirror[1]:
+                mirrored = table.served[table.mirror[0]]
+                threading.Thread(target=self._shadow, args=(mirrored, body), daemon=True).start()
+            return Response(
+                text, media_type="application/json", headers={DEPLOYMENT_HEADER: name, REQUEST_ID_HEADER: request_id}
+            )
+
+        async def health(_: Request) -> Response:
+            return JSONResponse({"status": "ok"})
+
+        async def ready(_: Request) -> Response:
+            table = self.table
+            if table.version == 0:
+                return error(503, "Loading the deployments.")
+            return JSONResponse({"status": "ready", "deployments": sorted(table.served), "version": table.version})
+
+        async def metrics(_: Request) -> Response:
+            return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+        return Starlette(
+            routes=[
+                Route("/score", score, methods=["POST"]),
+                Route("/health", health, methods=["GET"]),
+                Route("/ready", ready, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"]),
+            ]
+        )
+
+    def _shadow(self, served: Served, body: bytes) -> None:
+        """A mirrored request: scored and measured, its response discarded."""
+        started = time.perf_counter()
+        try:
+            if served.upstream is not None:
+                output = served.upstream.score_sync(body)
+            else:
+                assert served.scorer is not None
+                output = served.scorer.score(body)
+            self.metrics.observe(served.name, time.perf_counter() - started, error=False)
+            if served.collect and self.collector is not None:
+                self.collector.add(served.name, body, json.dumps(output), "mirror-" + uuid.uuid4().hex)
+        except Exception:
+            self.metrics.observe(served.name, time.perf_counter() - started, error=True)
+
+
+class Metrics:
+    """Requests, errors and a latency histogram per deployment (Prometheus text format).
+
+    With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before the first import of prometheus_client)
+    every worker writes its own file and ``/metrics`` adds them up, whichever worker answers.
+    """
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mlops_requests", "Scored requests", ["deployment"], registry=self.registry)
+        self.errors = Counter("mlops_errors", "Failed requests", ["deployment"], registry=self.registry)
+        self.latency = Histogram(
+            "mlops_request_latency_seconds",
+            "Scoring latency",
+            ["deployment"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self._children: dict[str, tuple[Any, Any, Any]] = {}
+
+    def observe(self, deployment: str, seconds: float, *, error: bool) -> None:
+        children = self._children.get(deployment)
+        if children is None:  # label lookups cost more than the increments: do them once per deployment
+            children = self._children[deployment] = (
+                self.requests.labels(deployment),
+                self.latency.labels(deployment),
+                self.errors.labels(deployment),
+            )
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
+        if error:
+            errors.inc()
+
+    def render(self) -> str:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if os.environ.get(MULTIPROCESS_ENV):
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry).decode()
+        return generate_latest(self.registry).decode()
+
+
+def listening_socket(host: str, port: int) -> Any:
+    """A socket several worker processes can share (SO_REUSEPORT): the kernel spreads connections over them."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def run(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listening_socket(host, port)])

@@ -1,0 +1,207 @@
+"""Deployments that run as their own process: in their environment's virtualenv, or in a Docker container.
+
+Both run the serving entrypoint (``python -m jupyter_mlops.deploy.serve``) on 127.0.0.1 behind a key of their own;
+the endpoint's router forwards to them. What runs is recorded in the deployment's options (``upstream`` for the
+router, ``process`` for the control plane), so the control plane can check it, restart it and stop it.
+
+A virtualenv built from a user's spec has the model's packages but not ours: the entrypoint gets a copy of the
+``jupyter_mlops`` modules on ``PYTHONPATH`` and the pure-Python web server packages (starlette, uvicorn, ...) at the
+end of ``sys.path``, copied from the running environment, so the environment's own packages keep precedence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops.deploy.processes import alive, stop_process_group
+from jupyter_mlops.exceptions import MlopsError
+
+if TYPE_CHECKING:
+    from jupyter_mlops.workspace import Workspace
+
+SERVING_DISTRIBUTIONS = (
+    "starlette",
+    "anyio",
+    "sniffio",
+    "idna",
+    "typing_extensions",
+    "uvicorn",
+    "click",
+    "h11",
+    "prometheus_client",
+)
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to (re)start one deployment process; kept in the deployment's options as ``process``."""
+
+    kind: str  # venv | docker
+    port: int
+    key: str
+    command: list[str]  # venv: the full command; docker: the image first
+    log: str
+    pid: int | None = None
+    container: str | None = None
+
+    def to_options(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def runtime(ws: Workspace) -> tuple[Path, Path]:
+    """(folder holding a copy of ``jupyter_mlops``, folder holding the web server packages), made once."""
+    import jupyter_mlops
+
+    source = Path(jupyter_mlops.__file__).parent
+    stamp = hashlib.sha256()
+    for path in sorted(source.rglob("*.py")):  # a changed module (an upgrade, an editable install) makes a new copy
+        stamp.update(f"{path.relative_to(source)}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
+    root = ws.root / "serving" / ".runtime" / f"{metadata.version('jupyter-mlops')}-{stamp.hexdigest()[:12]}"
+    package, deps = root / "package", root / "deps"
+    if (root / "ready").exists():
+        return package, deps
+    staging = root.with_suffix(f".{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(
+        source,
+        staging / "package" / "jupyter_mlops",
+        ignore=shutil.ignore_patterns("__pycache__", "labextension", "*.pyc"),
+    )
+    for name in SERVING_DISTRIBUTIONS:
+        dist = metadata.distribution(name)
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            if file.parts[0] == ".." or not source.is_file() or "__pycache__" in file.parts:
+                continue
+            target = staging / "deps" / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (staging / "ready").touch()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.rename(root)
+    except OSError:  # another process made it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return package, deps
+
+
+def venv_launch(
+    ws: Workspace,
+    python: str,
+    *,
+    model_dir: Path,
+    name: str,
+    port: int,
+    log: Path,
+    scoring_script: str | None,
+    workers: int,
+    options: dict[str, Any],
+) -> Launch:
+    _, deps = runtime(ws)
+    command = [python, "-m", "jupyter_mlops.deploy.serve", *serve_arguments(model_dir, scoring_script, name, options)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--extra-path", str(deps)]
+    return Launch("venv", port, secrets.token_urlsafe(24), command, str(log), pid=None)
+
+
+def serve_arguments(model_dir: Path, scoring_script: str | None, name: str, options: dict[str, Any]) -> list[str]:
+    """The entrypoint's arguments shared by a virtualenv process and a container."""
+    arguments = ["--model-dir", str(model_dir), "--name", name]
+    if scoring_script:
+        arguments += ["--scoring-script", scoring_script]
+    if not options.get("prefer_onnx", True):
+        arguments.append("--no-onnx")
+    arguments += ["--request-timeout-s", str(options.get("request_timeout_s", 60.0))]
+    arguments += ["--max-body-bytes", str(options.get("max_body_bytes", 10 * 1024 * 1024))]
+    return arguments
+
+
+def start(ws: Workspace, launch: Launch) -> Launch:
+    """Start the process (or container) and wait until it answers ``/ready``; stopped again on failure."""
+    from dataclasses import replace
+
+    from jupyter_mlops.deploy.serve import KEY_ENV
+
+    Path(launch.log).parent.mkdir(parents=True, exist_ok=True)
+    if launch.kind == "venv":
+        package, _ = runtime(ws)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env.update({"PYTHONPATH": str(package), KEY_ENV: launch.key, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
+        with open(launch.log, "a") as log:
+            process = subprocess.Popen(
+                launch.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        started = replace(launch, pid=process.pid)
+    else:
+        from jupyter_mlops.deploy import docker
+
+        image, *arguments = launch.command
+        container = docker.run_container(
+            image, name=f"mlops-{launch.port}", port=launch.port, env={KEY_ENV: launch.key}, command=arguments
+        )
+        started = replace(launch, container=container)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not running(started):
+            raise MlopsError(f"The deployment process exited at start:\n{tail(started)}")
+        if _ready(started):
+            return started
+        time.sleep(0.1)
+    stop(started)
+    raise MlopsError(f"The deployment process did not become ready within {READY_TIMEOUT_S:.0f} s:\n{tail(started)}")
+
+
+def running(launch: Launch) -> bool:
+    if launch.kind == "docker":
+        from jupyter_mlops.deploy import docker
+
+        return bool(launch.container) and docker.container_running(launch.container or "")
+    return alive(launch.pid)
+
+
+def stop(launch: Launch) -> None:
+    if launch.kind == "docker":
+        from jupyter_mlops.deploy import docker
+
+        if launch.container:
+            docker.stop_container(launch.container)
+        return
+    stop_process_group(launch.pid)
+
+
+def tail(launch: Launch, lines: int = 30) -> str:
+    if launch.kind == "docker" and launch.container:
+        from jupyter_mlops.deploy import docker
+
+        return docker.container_logs(launch.container, lines)
+    path = Path(launch.log)
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _ready(launch: Launch) -> bool:
+    request = urllib.request.Request(launch.url + "/ready", headers={"Authorization": f"Bearer {launch.key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
