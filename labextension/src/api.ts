@@ -35,6 +35,15 @@ export async function requestAPI<T>(
   init: RequestInit = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
+  return parseJSON(await requestText(endPoint, init, settings)) as T;
+}
+
+/** The body of a successful answer as text; an error answer throws an `MlopsApiError` with the server's message. */
+async function requestText(
+  endPoint: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<string> {
   const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
   let response: Response;
   try {
@@ -43,16 +52,8 @@ export async function requestAPI<T>(
     throw new ServerConnection.NetworkError(error as TypeError);
   }
   const text = await response.text();
-  let data: unknown = null;
-  if (text.length > 0) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
   if (!response.ok) {
-    const body = (data ?? {}) as Partial<Mlops.ErrorBody>;
+    const body = (parseJSON(text) ?? {}) as Partial<Mlops.ErrorBody>;
     if (response.status === 404 && !body.error) {
       // tornado's own 404: no route, so the server extension is not loaded
       throw new MlopsApiError(response, NOT_ENABLED_MESSAGE, 'NotEnabled');
@@ -60,7 +61,18 @@ export async function requestAPI<T>(
     const message = body.message || `${response.status} ${response.statusText}`.trim();
     throw new MlopsApiError(response, message, body.error ?? '', body.data ?? {});
   }
-  return data as T;
+  return text;
+}
+
+function parseJSON(text: string): unknown {
+  if (!text.length) {
+    return null;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 function path(...parts: (string | number)[]): string {
@@ -152,6 +164,73 @@ export function listRuns(
 
 export function getRun(runId: string, settings?: Settings): Promise<Mlops.Run> {
   return requestAPI<Mlops.Run>(path('runs', runId), {}, settings);
+}
+
+export function getRunCode(runId: string, settings?: Settings): Promise<Mlops.RunCode> {
+  return requestAPI<Mlops.RunCode>(path('runs', runId, 'code'), {}, settings);
+}
+
+export function listEndpoints(settings?: Settings): Promise<Mlops.EndpointList> {
+  return requestAPI<Mlops.EndpointList>('endpoints', {}, settings);
+}
+
+export function getEndpoint(name: string, settings?: Settings): Promise<Mlops.Endpoint> {
+  return requestAPI<Mlops.Endpoint>(path('endpoints', name), {}, settings);
+}
+
+export function updateEndpoint(
+  name: string,
+  body: Mlops.UpdateEndpointRequest,
+  settings?: Settings
+): Promise<Mlops.Endpoint> {
+  return requestAPI<Mlops.Endpoint>(path('endpoints', name), json('PATCH', body), settings);
+}
+
+export function invokeEndpoint(
+  name: string,
+  body: Mlops.InvokeRequest,
+  settings?: Settings
+): Promise<Mlops.InvokeResult> {
+  return requestAPI<Mlops.InvokeResult>(path('endpoints', name, 'invoke'), json('POST', body), settings);
+}
+
+export function endpointLogs(
+  name: string,
+  options: { deployment?: string; lines?: number } = {},
+  settings?: Settings
+): Promise<Mlops.EndpointLogs> {
+  const q = query({ deployment: options.deployment, lines: options.lines });
+  return requestAPI<Mlops.EndpointLogs>(path('endpoints', name, 'logs') + q, {}, settings);
+}
+
+export function deployModel(
+  endpoint: string,
+  body: Mlops.DeployRequest,
+  settings?: Settings
+): Promise<Mlops.Deployment> {
+  return requestAPI<Mlops.Deployment>(path('endpoints', endpoint, 'deployments'), json('POST', body), settings);
+}
+
+export function listPipelines(settings?: Settings): Promise<Mlops.PipelineList> {
+  return requestAPI<Mlops.PipelineList>('pipelines', {}, settings);
+}
+
+export function listPipelineRuns(
+  name: string,
+  options: { maxResults?: number } = {},
+  settings?: Settings
+): Promise<Mlops.PipelineRunList> {
+  const q = query({ max_results: options.maxResults });
+  return requestAPI<Mlops.PipelineRunList>(path('pipelines', name, 'runs') + q, {}, settings);
+}
+
+export function listMonitors(settings?: Settings): Promise<Mlops.MonitorList> {
+  return requestAPI<Mlops.MonitorList>('monitors', {}, settings);
+}
+
+/** The monitor's last evidently report (a whole HTML page), or an MlopsApiError that says why there is none. */
+export function monitorReport(name: string, settings?: Settings): Promise<string> {
+  return requestText(path('monitors', name, 'report'), {}, settings);
 }
 
 export function recentEvents(

@@ -1,55 +1,105 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
 
+import { promptDeploy } from './components/DeployForm';
+import { EndpointsModel } from './endpoints';
 import { EventsModel, ModelsModel, RunsModel } from './model';
-import { MlopsSidebar } from './sidebar';
+import { MonitorsModel } from './monitors';
+import { noticeFor, sectionOf, Target } from './notifications';
+import { PipelinesModel } from './pipelines';
+import { openReport } from './report';
+import { openRunCode } from './runCode';
+import { IModels, MlopsSidebar } from './sidebar';
 import { Mlops, PLUGIN_ID } from './tokens';
 
 const REFRESH_COMMAND = 'jupyter-mlops:refresh';
+const REPORT_COMMAND = 'jupyter-mlops:open-report';
 
-/** What a notification says for the events a person should not miss (the others only go to the feed). */
-function notify(event: Mlops.CloudEvent, reveal: () => void): void {
-  if (event.type === 'run.failed') {
-    const data = event.data as { name?: string; run_id?: string; experiment?: string };
-    Notification.error(`Run ${data.name ?? data.run_id} failed (experiment ${data.experiment}).`, {
-      autoClose: false,
-      actions: [{ label: 'Show jobs', callback: reveal }]
-    });
+/** Show the notice of `event`, if it has one; its button calls `open` with its target. */
+export function notify(event: Mlops.CloudEvent, open: (target: Target) => void): void {
+  const notice = noticeFor(event);
+  if (!notice) {
+    return;
+  }
+  const options = {
+    autoClose: false as const,
+    actions: [{ label: notice.action.label, callback: () => open(notice.action.target) }]
+  };
+  if (notice.level === 'error') {
+    Notification.error(notice.message, options);
+  } else {
+    Notification.warning(notice.message, options);
   }
 }
 
-/** The MLOps sidebar (Jobs, Models, Events) and notifications. Nothing is awaited in `activate`. */
+/** The MLOps sidebar and notifications. Nothing is awaited in `activate`. */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'MLOps sidebar: tracked jobs, the model registry and a live feed of lifecycle events.',
+  description:
+    'MLOps sidebar: tracked jobs, the model registry, endpoints, pipelines, drift monitors and a live feed of ' +
+    'lifecycle events.',
   autoStart: true,
   optional: [ILayoutRestorer, ICommandPalette],
   activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null, palette: ICommandPalette | null) => {
     const settings = ServerConnection.makeSettings();
-    const models = {
+    const models: IModels = {
       runs: new RunsModel(settings),
       models: new ModelsModel(settings),
+      endpoints: new EndpointsModel(settings),
+      pipelines: new PipelinesModel(settings),
+      monitors: new MonitorsModel(settings),
       events: new EventsModel(settings)
     };
-    const sidebar = new MlopsSidebar(models);
+    const show = (section: Widget) => {
+      app.shell.activateById(sidebar.id);
+      sidebar.reveal(section);
+    };
+    const sidebar: MlopsSidebar = new MlopsSidebar(models, {
+      openCode: run => void openRunCode(app, run, settings),
+      openReport: monitor => openReport(app, monitor, settings),
+      deploy: version => void promptDeploy(models.endpoints, version, () => show(sidebar.endpointsSection))
+    });
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id);
 
-    const refresh = () => Promise.all([models.runs.refresh(), models.models.refresh()]);
-    app.commands.addCommand(REFRESH_COMMAND, { label: 'MLOps: Refresh Jobs and Models', execute: refresh });
+    const refresh = () =>
+      Promise.all([
+        models.runs.refresh(),
+        models.models.refresh(),
+        models.endpoints.refresh(),
+        models.pipelines.refresh(),
+        models.monitors.refresh()
+      ]);
+    app.commands.addCommand(REFRESH_COMMAND, { label: 'MLOps: Refresh All Panels', execute: refresh });
+    app.commands.addCommand(REPORT_COMMAND, {
+      label: args => `MLOps: Open the Drift Report of ${args.monitor ?? 'a Monitor'}`,
+      execute: args => openReport(app, String(args.monitor), settings)
+    });
     palette?.addItem({ command: REFRESH_COMMAND, category: 'MLOps' });
 
-    models.events.received.connect((_, event) => {
-      if (event.type.startsWith('run.')) {
-        void models.runs.refresh();
-      } else if (event.type.startsWith('model.')) {
-        void models.models.refresh();
+    const open = (target: Target) => {
+      switch (target.kind) {
+        case 'jobs':
+          show(sidebar.jobs);
+          break;
+        case 'report':
+          models.monitors.select(target.monitor);
+          openReport(app, target.monitor, settings);
+          break;
+        case 'endpoint':
+          models.endpoints.select(target.endpoint);
+          show(sidebar.endpointsSection);
+          break;
       }
-      notify(event, () => {
-        app.shell.activateById(sidebar.id);
-        sidebar.reveal(sidebar.jobs);
-      });
+    };
+    models.events.received.connect((_, event) => {
+      const section = sectionOf(event.type);
+      if (section) {
+        void models[section].refresh();
+      }
+      notify(event, open);
     });
 
     // Started, not awaited: JupyterLab's start-up never waits for the MLOps server.

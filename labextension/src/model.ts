@@ -71,7 +71,8 @@ export function keyMetrics(metrics: Record<string, number>, n = 3): string {
     .join(' · ');
 }
 
-abstract class Model {
+/** The base of every panel state: a `changed` signal the views re-render on. */
+export abstract class Model {
   protected settings: ServerConnection.ISettings | undefined;
   private _changed = new Signal<this, void>(this);
 

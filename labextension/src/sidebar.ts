@@ -1,52 +1,90 @@
 /**
- * The "MLOps" sidebar: a JupyterLab SidePanel whose accordion holds one section per feature. Endpoints, pipelines
- * and monitors arrive as more sections (`addSection`), without touching the existing ones.
+ * The "MLOps" sidebar: a JupyterLab SidePanel whose accordion holds one section per feature (jobs, models,
+ * endpoints, pipelines, monitors, events). What a section cannot do by itself (open a tab, a notebook, a dialog
+ * that changes another section) it asks of `IActions`, which the plugin provides.
  */
-import { LabIcon, ReactWidget, SidePanel } from '@jupyterlab/ui-components';
+import { ReactWidget, SidePanel } from '@jupyterlab/ui-components';
 import { AccordionPanel, Widget } from '@lumino/widgets';
 import React from 'react';
 
+import { EndpointsPanel } from './components/EndpointsPanel';
 import { EventsPanel } from './components/EventsPanel';
 import { JobsPanel } from './components/JobsPanel';
 import { ModelsPanel } from './components/ModelsPanel';
+import { MonitorsPanel } from './components/MonitorsPanel';
+import { PipelinesPanel } from './components/PipelinesPanel';
+import { EndpointsModel } from './endpoints';
+import { mlopsIcon } from './icon';
 import { EventsModel, ModelsModel, RunsModel } from './model';
-import { SIDEBAR_ID } from './tokens';
-import mlopsSvg from '../style/icons/mlops.svg';
+import { MonitorsModel } from './monitors';
+import { PipelinesModel } from './pipelines';
+import { Mlops, SIDEBAR_ID } from './tokens';
 
-export const mlopsIcon = new LabIcon({ name: 'jupyter-mlops:icon', svgstr: mlopsSvg });
+export { mlopsIcon };
 
 export interface IModels {
   runs: RunsModel;
   models: ModelsModel;
+  endpoints: EndpointsModel;
+  pipelines: PipelinesModel;
+  monitors: MonitorsModel;
   events: EventsModel;
 }
 
+export interface IActions {
+  openCode: (run: Mlops.Run) => void;
+  openReport: (monitor: string) => void;
+  deploy: (version: Mlops.ModelVersion) => void;
+}
+
 export class MlopsSidebar extends SidePanel {
-  constructor(readonly models: IModels) {
+  constructor(
+    readonly models: IModels,
+    actions: IActions
+  ) {
     super();
     this.id = SIDEBAR_ID;
     this.addClass('jp-mlops-sidebar');
     this.title.icon = mlopsIcon;
     this.title.caption = 'MLOps';
+    const react = (element: React.ReactElement) => ReactWidget.create(element);
     this.jobs = this.addSection(
       'Jobs',
       'jobs',
-      ReactWidget.create(React.createElement(JobsPanel, { model: models.runs }))
+      react(React.createElement(JobsPanel, { model: models.runs, openCode: actions.openCode }))
     );
     this.modelsSection = this.addSection(
       'Models',
       'models',
-      ReactWidget.create(React.createElement(ModelsPanel, { model: models.models }))
+      react(React.createElement(ModelsPanel, { model: models.models, deploy: actions.deploy }))
+    );
+    this.endpointsSection = this.addSection(
+      'Endpoints',
+      'endpoints',
+      react(React.createElement(EndpointsPanel, { model: models.endpoints }))
+    );
+    this.pipelinesSection = this.addSection(
+      'Pipelines',
+      'pipelines',
+      react(React.createElement(PipelinesPanel, { model: models.pipelines }))
+    );
+    this.monitorsSection = this.addSection(
+      'Monitors',
+      'monitors',
+      react(React.createElement(MonitorsPanel, { model: models.monitors, openReport: actions.openReport }))
     );
     this.eventsSection = this.addSection(
       'Events',
       'events',
-      ReactWidget.create(React.createElement(EventsPanel, { model: models.events }))
+      react(React.createElement(EventsPanel, { model: models.events }))
     );
   }
 
   readonly jobs: Widget;
   readonly modelsSection: Widget;
+  readonly endpointsSection: Widget;
+  readonly pipelinesSection: Widget;
+  readonly monitorsSection: Widget;
   readonly eventsSection: Widget;
 
   /** Add a section (a titled accordion pane) to the sidebar. */

@@ -95,6 +95,134 @@ export namespace Mlops {
     remove_tags?: string[] | null;
     archived?: boolean | null;
   }
+  /** Read from the endpoint's /metrics: the rate since the server's previous reading (null on the first). */
+  export interface Live {
+    requests: number;
+    errors: number;
+    rate_per_s: number | null;
+    p50_ms: number | null;
+    p99_ms: number | null;
+  }
+
+  export interface Deployment {
+    name: string;
+    model: string;
+    status: string;
+    traffic: number;
+    mirror: number;
+    error: string | null;
+    created_at: string | null;
+    requested: string | null;
+    live?: Live | null;
+  }
+
+  export interface Endpoint {
+    name: string;
+    status: string;
+    scoring_uri: string | null;
+    auth: 'key' | 'none';
+    traffic: Record<string, number>;
+    mirror: Record<string, number>;
+    deployments: Deployment[];
+    note: string | null;
+  }
+
+  export interface EndpointList {
+    endpoints: Endpoint[];
+  }
+
+  export interface UpdateEndpointRequest {
+    traffic?: Record<string, number> | null;
+    mirror?: Record<string, number> | null;
+  }
+
+  export interface InvokeRequest {
+    data: unknown;
+    deployment?: string | null;
+  }
+
+  export interface InvokeResult {
+    response: unknown;
+  }
+
+  export interface EndpointLogs {
+    endpoint: string;
+    deployment: string | null;
+    text: string;
+  }
+
+  export interface DeployRequest {
+    name: string;
+    model: string;
+  }
+
+  export interface Pipeline {
+    name: string;
+    version: string;
+    spec_path: string;
+    runs: number;
+    last_status: string | null;
+    last_run_id: string | null;
+    last_run_at: string | null;
+    steps: string[];
+  }
+
+  export interface PipelineList {
+    pipelines: Pipeline[];
+  }
+
+  export interface PipelineRun {
+    run_id: string;
+    pipeline: string;
+    version: string;
+    status: string;
+    start_time: string | null;
+    duration_s: number | null;
+    /** step name → succeeded, reused, failed, skipped, running, ... */
+    steps: Record<string, string>;
+    resumed_from: string | null;
+  }
+
+  export interface PipelineRunList {
+    runs: PipelineRun[];
+  }
+
+  /** A monitor run's outcome, as the monitor keeps it. */
+  export interface DriftResult {
+    rows?: number;
+    drifted?: boolean;
+    drift_share?: number | null;
+    alerts?: string[];
+    window_start?: string;
+    window_end?: string;
+    run_id?: string | null;
+    [key: string]: unknown;
+  }
+
+  export interface Monitor {
+    name: string;
+    endpoint: string;
+    deployment: string | null;
+    features: string[];
+    schedule_s: number;
+    thresholds: Record<string, number>;
+    window_end: string;
+    last_run_id: string | null;
+    last_result: DriftResult | null;
+    created_at: string | null;
+  }
+
+  export interface MonitorList {
+    monitors: Monitor[];
+  }
+
+  export interface RunCode {
+    run_id: string;
+    notebook_artifact: string | null;
+    contents_path: string | null;
+    notebook: Record<string, unknown> | null;
+    cell: string | null;
+  }
 }
 
 /** The plugin id; the sidebar's id (its tab has `data-id` equal to it). */

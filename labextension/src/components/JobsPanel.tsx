@@ -6,7 +6,7 @@ import { formatDuration, formatTime, keyMetrics, RunsModel } from '../model';
 import { Mlops } from '../tokens';
 import { useModel } from './hooks';
 
-export function JobsPanel(props: { model: RunsModel }): JSX.Element {
+export function JobsPanel(props: { model: RunsModel; openCode: (run: Mlops.Run) => void }): JSX.Element {
   const model = useModel(props.model);
   return (
     <div className="jp-mlops-panel jp-mlops-jobs">
@@ -63,6 +63,13 @@ export function JobsPanel(props: { model: RunsModel }): JSX.Element {
               <span className="jp-mlops-run-duration">
                 {run.status === 'RUNNING' ? 'running' : formatDuration(run.duration_s)}
               </span>
+              <button
+                className="jp-mlops-link"
+                title="Open the notebook this run executed (or the cell it ran)"
+                onClick={() => props.openCode(run)}
+              >
+                code
+              </button>
               {run.status === 'FINISHED' && (
                 <button
                   className="jp-mlops-link"

@@ -9,7 +9,7 @@ import { useModel } from './hooks';
 const FILTER_HELP =
   'TagName=TagValue, several joined by commas (AND); a bare TagName: has the tag; name=churn*; * matches anything.';
 
-export function ModelsPanel(props: { model: ModelsModel }): JSX.Element {
+export function ModelsPanel(props: { model: ModelsModel; deploy: (version: Mlops.ModelVersion) => void }): JSX.Element {
   const model = useModel(props.model);
   const [filter, setFilter] = useState(model.filter);
   const { items, page, pages } = model.current;
@@ -69,7 +69,7 @@ export function ModelsPanel(props: { model: ModelsModel }): JSX.Element {
           <div className="jp-mlops-group" key={name}>
             <div className="jp-mlops-group-name">{name}</div>
             {versions.map(v => (
-              <VersionRow key={`${v.name}:${v.version}`} version={v} model={model} />
+              <VersionRow key={`${v.name}:${v.version}`} version={v} model={model} deploy={props.deploy} />
             ))}
           </div>
         ))}
@@ -98,7 +98,11 @@ export function ModelsPanel(props: { model: ModelsModel }): JSX.Element {
   );
 }
 
-function VersionRow(props: { version: Mlops.ModelVersion; model: ModelsModel }): JSX.Element {
+function VersionRow(props: {
+  version: Mlops.ModelVersion;
+  model: ModelsModel;
+  deploy: (version: Mlops.ModelVersion) => void;
+}): JSX.Element {
   const { version: v, model } = props;
   const [aliasing, setAliasing] = useState(false);
   const [alias, setAlias] = useState('');
@@ -153,6 +157,15 @@ function VersionRow(props: { version: Mlops.ModelVersion; model: ModelsModel }):
           <button className="jp-mlops-link" title="Point an alias at this version" onClick={() => setAliasing(true)}>
             +alias
           </button>
+          {!v.archived && (
+            <button
+              className="jp-mlops-link"
+              title={`Deploy ${v.name}:${v.version} to an endpoint`}
+              onClick={() => props.deploy(v)}
+            >
+              deploy
+            </button>
+          )}
           <ToolbarButtonComponent
             icon={deleteIcon}
             tooltip={`Delete ${v.name}:${v.version}`}

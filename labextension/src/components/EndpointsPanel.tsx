@@ -1,0 +1,278 @@
+import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
+import React, { useEffect, useRef } from 'react';
+
+import { EndpointsModel, formatLatency, formatRate, POLL_MS } from '../endpoints';
+import { Mlops } from '../tokens';
+import { useModel } from './hooks';
+
+export function EndpointsPanel(props: { model: EndpointsModel }): JSX.Element {
+  const model = useModel(props.model);
+  useEffect(() => {
+    const timer = window.setInterval(() => {
+      if (!document.hidden && model.endpoints.length) {
+        void model.refresh();
+      }
+    }, POLL_MS);
+    return () => window.clearInterval(timer);
+  }, [model]);
+  return (
+    <div className="jp-mlops-panel jp-mlops-endpoints">
+      <div className="jp-mlops-toolbar">
+        <span className="jp-mlops-grow jp-mlops-muted">
+          {model.endpoints.length} endpoint{model.endpoints.length === 1 ? '' : 's'} · live figures every{' '}
+          {POLL_MS / 1000} s
+        </span>
+        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+      </div>
+      {model.error && (
+        <div className="jp-mlops-error" role="alert">
+          {model.error}
+        </div>
+      )}
+      {model.deployMessage && (
+        <div className={`jp-mlops-message jp-mlops-message-${model.deployMessage.kind}`} role="status">
+          <span>{model.deployMessage.text}</span>
+          <button className="jp-mlops-link" onClick={() => model.dismissDeployMessage()} aria-label="Dismiss">
+            ×
+          </button>
+        </div>
+      )}
+      <div className="jp-mlops-list">
+        {model.endpoints.map(endpoint => (
+          <EndpointCard key={endpoint.name} endpoint={endpoint} model={model} />
+        ))}
+        {!model.loading && !model.endpoints.length && !model.error && (
+          <div className="jp-mlops-empty">
+            No endpoints yet: create one with mlops.endpoints.create("name"), then deploy a model version from the
+            Models panel.
+          </div>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }): JSX.Element {
+  const { endpoint, model } = props;
+  const state = model.state(endpoint);
+  const problem = model.problem(endpoint);
+  const edited = model.edited(endpoint);
+  const selected = model.selected === endpoint.name;
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (selected) {
+      ref.current?.scrollIntoView({ block: 'nearest' });
+    }
+  }, [selected]);
+  return (
+    <div
+      ref={ref}
+      className={`jp-mlops-card${selected ? ' jp-mlops-selected' : ''}`}
+      data-endpoint={endpoint.name}
+      onClick={() => selected && model.select('')}
+    >
+      <div className="jp-mlops-card-head">
+        <span
+          className={`jp-mlops-status jp-mlops-status-${endpoint.status === 'running' ? 'finished' : 'failed'}`}
+          title={endpoint.status}
+        />
+        <span className="jp-mlops-card-name">{endpoint.name}</span>
+        <span className="jp-mlops-chip">{endpoint.status}</span>
+        <span className="jp-mlops-chip" title="How callers authenticate">
+          {endpoint.auth === 'key' ? 'key' : 'no auth'}
+        </span>
+      </div>
+      {endpoint.scoring_uri && (
+        <div className="jp-mlops-uri" title="Scoring URI">
+          {endpoint.scoring_uri}
+        </div>
+      )}
+      {endpoint.note && <div className="jp-mlops-muted jp-mlops-note">{endpoint.note}</div>}
+      <form
+        className="jp-mlops-split"
+        onSubmit={e => {
+          e.preventDefault();
+          void model.apply(endpoint);
+        }}
+      >
+        <div className="jp-mlops-split-head">
+          <span>Deployment</span>
+          <span title="Share of live requests (all deployments add up to 100)">Traffic</span>
+          <span title="Share of requests copied to this deployment, answers discarded (one, at most 50)">Mirror</span>
+        </div>
+        {endpoint.deployments.map(d => (
+          <DeploymentRow key={d.name} endpoint={endpoint} deployment={d} model={model} />
+        ))}
+        {!endpoint.deployments.length && (
+          <div className="jp-mlops-empty">No deployment: use “deploy” on a model version in the Models panel.</div>
+        )}
+        {endpoint.deployments.length > 0 && (
+          <div className="jp-mlops-split-foot">
+            <span
+              className={`jp-mlops-grow ${problem ? 'jp-mlops-invalid' : 'jp-mlops-muted'}`}
+              role={problem ? 'alert' : undefined}
+            >
+              {problem ?? (edited ? 'Ready to apply.' : 'Traffic adds up to 100%.')}
+            </span>
+            {edited && (
+              <button type="button" className="jp-mlops-button" onClick={() => model.resetDraft(endpoint)}>
+                Reset
+              </button>
+            )}
+            <button
+              type="submit"
+              className="jp-mlops-button jp-mlops-button-accept"
+              disabled={!!problem || !edited || state.applying}
+            >
+              {state.applying ? 'Applying…' : 'Apply'}
+            </button>
+          </div>
+        )}
+      </form>
+      {state.message && (
+        <div className={`jp-mlops-message jp-mlops-message-${state.message.kind}`} role="status">
+          <span>{state.message.text}</span>
+        </div>
+      )}
+      <TestRequest endpoint={endpoint} model={model} />
+      <div className="jp-mlops-logs">
+        {state.logs === null ? (
+          <button className="jp-mlops-link" onClick={() => void model.loadLogs(endpoint)}>
+            Show logs
+          </button>
+        ) : (
+          <>
+            <div className="jp-mlops-logs-bar">
+              <span className="jp-mlops-grow jp-mlops-muted">Router log (last 200 lines)</span>
+              <button className="jp-mlops-link" onClick={() => void model.loadLogs(endpoint)}>
+                reload
+              </button>
+              <button className="jp-mlops-link" onClick={() => model.hideLogs(endpoint)}>
+                hide
+              </button>
+            </div>
+            <pre className="jp-mlops-code jp-mlops-log-text">{state.logs}</pre>
+          </>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function DeploymentRow(props: {
+  endpoint: Mlops.Endpoint;
+  deployment: Mlops.Deployment;
+  model: EndpointsModel;
+}): JSX.Element {
+  const { endpoint, deployment: d, model } = props;
+  const { draft } = model.state(endpoint);
+  const live = d.live;
+  return (
+    <div className="jp-mlops-deployment" data-deployment={d.name}>
+      <span className="jp-mlops-deployment-main">
+        <span className="jp-mlops-deployment-name" title={d.error ?? d.status}>
+          <span
+            className={`jp-mlops-status jp-mlops-status-${d.status === 'active' ? 'finished' : d.status === 'failed' ? 'failed' : 'running'}`}
+          />
+          {d.name}
+        </span>
+        <span
+          className="jp-mlops-muted"
+          title={d.requested && d.requested !== d.model ? `asked for ${d.requested}` : ''}
+        >
+          {d.model}
+        </span>
+      </span>
+      <PercentInput
+        label={`Traffic of ${d.name}`}
+        value={draft.traffic[d.name] ?? '0'}
+        onChange={text => model.setShare(endpoint, 'traffic', d.name, text)}
+      />
+      <PercentInput
+        label={`Mirror share of ${d.name}`}
+        value={draft.mirror[d.name] ?? '0'}
+        max={50}
+        onChange={text => model.setShare(endpoint, 'mirror', d.name, text)}
+      />
+      <span className="jp-mlops-live" title="Request rate; latency median and 99th percentile (from /metrics)">
+        <span className="jp-mlops-live-rate">{formatRate(live)}</span>
+        <span>
+          p50 {formatLatency(live?.p50_ms)} · p99 {formatLatency(live?.p99_ms)}
+        </span>
+      </span>
+      {d.error && <span className="jp-mlops-deployment-error">{d.error}</span>}
+    </div>
+  );
+}
+
+function PercentInput(props: {
+  label: string;
+  value: string;
+  max?: number;
+  onChange: (text: string) => void;
+}): JSX.Element {
+  return (
+    <span className="jp-mlops-percent">
+      <input
+        className="jp-mlops-input"
+        type="number"
+        min={0}
+        max={props.max ?? 100}
+        step={1}
+        inputMode="numeric"
+        aria-label={props.label}
+        value={props.value}
+        onChange={e => props.onChange(e.target.value)}
+      />
+      %
+    </span>
+  );
+}
+
+function TestRequest(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }): JSX.Element {
+  const { endpoint, model } = props;
+  const state = model.state(endpoint);
+  return (
+    <details className="jp-mlops-test">
+      <summary>Test request</summary>
+      <textarea
+        className="jp-mlops-input jp-mlops-code jp-mlops-body"
+        aria-label={`Test request body for ${endpoint.name}`}
+        spellCheck={false}
+        rows={4}
+        value={state.body}
+        onChange={e => model.setBody(endpoint, e.target.value)}
+      />
+      <div className="jp-mlops-test-bar">
+        <select
+          className="jp-mlops-input jp-mlops-select"
+          aria-label="Deployment to score with"
+          value={state.deployment}
+          onChange={e => model.setBody(endpoint, state.body, e.target.value)}
+        >
+          <option value="">by traffic</option>
+          {endpoint.deployments.map(d => (
+            <option key={d.name} value={d.name}>
+              {d.name}
+            </option>
+          ))}
+        </select>
+        <button
+          className="jp-mlops-button jp-mlops-button-accept"
+          disabled={state.sending}
+          onClick={() => void model.invoke(endpoint)}
+        >
+          {state.sending ? 'Sending…' : 'Send'}
+        </button>
+      </div>
+      {state.response && (
+        <pre
+          className={`jp-mlops-code jp-mlops-response${state.response.ok ? '' : ' jp-mlops-response-error'}`}
+          aria-label="Response"
+        >
+          {state.response.text}
+        </pre>
+      )}
+    </details>
+  );
+}

@@ -1,0 +1,334 @@
+/**
+ * The state of the Endpoints panel: endpoints refreshed every few seconds (live figures), the traffic and mirror
+ * a person is editing (checked here before anything is sent), test requests and logs. No DOM here.
+ */
+import * as api from './api';
+import { Model } from './model';
+import { Mlops } from './tokens';
+
+export const POLL_MS = 5000;
+
+/** What a person typed in the percentage boxes, per deployment. */
+export type Shares = Record<string, string>;
+
+export interface IDraft {
+  traffic: Shares;
+  mirror: Shares;
+}
+
+/** An integer percentage from 0 to 100, or null for anything else ('' counts as 0). */
+export function parsePercent(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === '') {
+    return 0;
+  }
+  if (!/^\d{1,3}$/.test(trimmed)) {
+    return null;
+  }
+  const value = Number(trimmed);
+  return value <= 100 ? value : null;
+}
+
+/** Why the traffic split cannot be applied (the server's rules: integers 0–100 summing to 100, or all 0), or null. */
+export function trafficProblem(traffic: Shares): string | null {
+  let total = 0;
+  for (const [name, text] of Object.entries(traffic)) {
+    const value = parsePercent(text);
+    if (value === null) {
+      return `Traffic of ${name} must be a whole number from 0 to 100, not "${text}".`;
+    }
+    total += value;
+  }
+  if (total !== 100 && total !== 0) {
+    return `Traffic must add up to 100% (now ${total}%).`;
+  }
+  return null;
+}
+
+/** Why the mirror cannot be applied (one deployment at most, at most 50%, one that gets no live traffic), or null. */
+export function mirrorProblem(mirror: Shares, traffic: Shares): string | null {
+  const mirrored: string[] = [];
+  for (const [name, text] of Object.entries(mirror)) {
+    const value = parsePercent(text);
+    if (value === null || value > 50) {
+      return `Mirror share of ${name} must be a whole number from 0 to 50, not "${text}".`;
+    }
+    if (value > 0) {
+      mirrored.push(name);
+      if ((parsePercent(traffic[name] ?? '') ?? 0) > 0) {
+        return `${name} gets live traffic: a deployment is either live or mirrored.`;
+      }
+    }
+  }
+  if (mirrored.length > 1) {
+    return `Only one deployment can be mirrored (now ${mirrored.join(', ')}).`;
+  }
+  return null;
+}
+
+/** The draft as numbers, for the PATCH body. */
+export function toPercentages(shares: Shares): Record<string, number> {
+  return Object.fromEntries(Object.entries(shares).map(([name, text]) => [name, parsePercent(text) ?? 0]));
+}
+
+/** The endpoint's current split as a draft (every deployment present, 0 when unset). */
+export function draftOf(endpoint: Mlops.Endpoint): IDraft {
+  const shares = (values: Record<string, number>) =>
+    Object.fromEntries(endpoint.deployments.map(d => [d.name, String(values[d.name] ?? 0)]));
+  return { traffic: shares(endpoint.traffic), mirror: shares(endpoint.mirror) };
+}
+
+export function sameShares(a: Shares, b: Shares): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every(k => (parsePercent(a[k] ?? '') ?? -1) === (parsePercent(b[k] ?? '') ?? -1));
+}
+
+/** `12.3 req/s`, `0.05 req/s`, or `–` before the second reading. */
+export function formatRate(live: Mlops.Live | null | undefined): string {
+  if (!live || live.rate_per_s === null) {
+    return '– req/s';
+  }
+  const rate = live.rate_per_s;
+  return `${rate >= 10 ? rate.toFixed(0) : rate >= 0.1 ? rate.toFixed(1) : rate.toFixed(2)} req/s`;
+}
+
+/** `3.2 ms`, `120 ms`, `1.5 s`, or `–` when nothing was scored yet. */
+export function formatLatency(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) {
+    return '–';
+  }
+  if (ms >= 1000) {
+    return `${(ms / 1000).toFixed(1)} s`;
+  }
+  return ms >= 10 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`;
+}
+
+/** A deployment name the server accepts, from a model name: `Churn_Model` → `churn-model`. */
+export function suggestDeploymentName(model: string, version: number): string {
+  const base = model
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return `${base || 'model'}-v${version}`.slice(0, 63);
+}
+
+/** A first test request body for an endpoint: MLflow's `inputs` format. */
+export const EXAMPLE_BODY = '{\n  "inputs": [[0.1, 0.2, 0.3, 0.4]]\n}';
+
+interface IEndpointState {
+  draft: IDraft;
+  message: { kind: 'error' | 'info'; text: string } | null;
+  applying: boolean;
+  body: string;
+  deployment: string;
+  response: { ok: boolean; text: string } | null;
+  sending: boolean;
+  logs: string | null;
+}
+
+export class EndpointsModel extends Model {
+  endpoints: Mlops.Endpoint[] = [];
+  error = '';
+  loading = false;
+  /** The endpoint to scroll to and highlight (set by a notification's action). */
+  selected = '';
+  /** The outcome of the last deployment started from the Models panel. */
+  deployMessage: { kind: 'error' | 'info'; text: string } | null = null;
+  private _state = new Map<string, IEndpointState>();
+
+  /** The editable state of one endpoint (the draft starts as its current split). */
+  state(endpoint: Mlops.Endpoint): IEndpointState {
+    let state = this._state.get(endpoint.name);
+    if (!state) {
+      state = {
+        draft: draftOf(endpoint),
+        message: null,
+        applying: false,
+        body: EXAMPLE_BODY,
+        deployment: '',
+        response: null,
+        sending: false,
+        logs: null
+      };
+      this._state.set(endpoint.name, state);
+    }
+    return state;
+  }
+
+  /** Whether the draft differs from what the endpoint has. */
+  edited(endpoint: Mlops.Endpoint): boolean {
+    const current = draftOf(endpoint);
+    const { draft } = this.state(endpoint);
+    return !sameShares(current.traffic, draft.traffic) || !sameShares(current.mirror, draft.mirror);
+  }
+
+  /** The reason the draft cannot be applied, or null. */
+  problem(endpoint: Mlops.Endpoint): string | null {
+    const { draft } = this.state(endpoint);
+    return trafficProblem(draft.traffic) ?? mirrorProblem(draft.mirror, draft.traffic);
+  }
+
+  async refresh(): Promise<void> {
+    this.loading = true;
+    this.emit();
+    try {
+      const previous = new Map(this.endpoints.map(e => [e.name, e]));
+      this.endpoints = (await api.listEndpoints(this.settings)).endpoints;
+      this.error = '';
+      for (const endpoint of this.endpoints) {
+        const before = previous.get(endpoint.name);
+        // a draft nobody touched follows the endpoint (a change made elsewhere, a new deployment)
+        if (!before || !this.edited(before) || !sameDeployments(before, endpoint)) {
+          this.state(endpoint).draft = draftOf(endpoint);
+        }
+      }
+    } catch (error) {
+      this.error = api.errorMessage(error);
+    } finally {
+      this.loading = false;
+      this.emit();
+    }
+  }
+
+  setShare(endpoint: Mlops.Endpoint, kind: 'traffic' | 'mirror', deployment: string, text: string): void {
+    const state = this.state(endpoint);
+    state.draft = { ...state.draft, [kind]: { ...state.draft[kind], [deployment]: text } };
+    state.message = null;
+    this.emit();
+  }
+
+  resetDraft(endpoint: Mlops.Endpoint): void {
+    const state = this.state(endpoint);
+    state.draft = draftOf(endpoint);
+    state.message = null;
+    this.emit();
+  }
+
+  /** PATCH the draft (only what changed); the server applies it through the router before answering. */
+  async apply(endpoint: Mlops.Endpoint): Promise<boolean> {
+    const state = this.state(endpoint);
+    const problem = this.problem(endpoint);
+    if (problem) {
+      state.message = { kind: 'error', text: problem };
+      this.emit();
+      return false;
+    }
+    const current = draftOf(endpoint);
+    const body: Mlops.UpdateEndpointRequest = {};
+    if (!sameShares(current.traffic, state.draft.traffic)) {
+      body.traffic = toPercentages(state.draft.traffic);
+    }
+    if (!sameShares(current.mirror, state.draft.mirror)) {
+      body.mirror = Object.fromEntries(Object.entries(toPercentages(state.draft.mirror)).filter(([, v]) => v > 0));
+    }
+    state.applying = true;
+    this.emit();
+    try {
+      const updated = await api.updateEndpoint(endpoint.name, body, this.settings);
+      this.endpoints = this.endpoints.map(e => (e.name === updated.name ? updated : e));
+      state.draft = draftOf(updated);
+      state.message = { kind: 'info', text: `Applied: ${describeSplit(updated)}.` };
+      return true;
+    } catch (error) {
+      state.message = { kind: 'error', text: api.errorMessage(error) };
+      return false;
+    } finally {
+      state.applying = false;
+      this.emit();
+    }
+  }
+
+  setBody(endpoint: Mlops.Endpoint, body: string, deployment = this.state(endpoint).deployment): void {
+    const state = this.state(endpoint);
+    state.body = body;
+    state.deployment = deployment;
+    this.emit();
+  }
+
+  /** Send the test request body (checked to be JSON first) and keep the answer or the error. */
+  async invoke(endpoint: Mlops.Endpoint): Promise<void> {
+    const state = this.state(endpoint);
+    let data: unknown;
+    try {
+      data = JSON.parse(state.body);
+    } catch (error) {
+      state.response = { ok: false, text: `The body is not valid JSON: ${api.errorMessage(error)}` };
+      this.emit();
+      return;
+    }
+    state.sending = true;
+    this.emit();
+    try {
+      const result = await api.invokeEndpoint(
+        endpoint.name,
+        { data, deployment: state.deployment || null },
+        this.settings
+      );
+      state.response = { ok: true, text: JSON.stringify(result.response, null, 2) };
+    } catch (error) {
+      state.response = { ok: false, text: api.errorMessage(error) };
+    } finally {
+      state.sending = false;
+      this.emit();
+    }
+  }
+
+  async loadLogs(endpoint: Mlops.Endpoint, lines = 200): Promise<void> {
+    const state = this.state(endpoint);
+    try {
+      const logs = await api.endpointLogs(endpoint.name, { lines }, this.settings);
+      state.logs = logs.text || '(the log is empty)';
+    } catch (error) {
+      state.logs = api.errorMessage(error);
+    }
+    this.emit();
+  }
+
+  hideLogs(endpoint: Mlops.Endpoint): void {
+    this.state(endpoint).logs = null;
+    this.emit();
+  }
+
+  /** Deploy `model` (NAME:VERSION) to `endpoint` as `deployment`; the message says what happened. */
+  async deploy(endpoint: string, deployment: string, model: string): Promise<Mlops.Deployment | null> {
+    this.selected = endpoint;
+    try {
+      const created = await api.deployModel(endpoint, { name: deployment, model }, this.settings);
+      this.deployMessage = {
+        kind: 'info',
+        text: `Deployed ${created.model} to ${endpoint}/${created.name} (${created.traffic}% of the traffic until you set it).`
+      };
+      await this.refresh();
+      return created;
+    } catch (error) {
+      this.deployMessage = { kind: 'error', text: `Deploying ${model} to ${endpoint}: ${api.errorMessage(error)}` };
+      this.emit();
+      return null;
+    }
+  }
+
+  dismissDeployMessage(): void {
+    this.deployMessage = null;
+    this.emit();
+  }
+
+  select(endpoint: string): void {
+    this.selected = endpoint;
+    this.emit();
+  }
+}
+
+function sameDeployments(a: Mlops.Endpoint, b: Mlops.Endpoint): boolean {
+  return a.deployments.map(d => d.name).join() === b.deployments.map(d => d.name).join();
+}
+
+/** `blue 90% · green 10% · mirror green-2 20%` */
+export function describeSplit(endpoint: Mlops.Endpoint): string {
+  const live = Object.entries(endpoint.traffic)
+    .filter(([, v]) => v > 0)
+    .map(([n, v]) => `${n} ${v}%`);
+  const mirror = Object.entries(endpoint.mirror)
+    .filter(([, v]) => v > 0)
+    .map(([n, v]) => `mirror ${n} ${v}%`);
+  return [...live, ...mirror].join(' · ') || 'no traffic';
+}
