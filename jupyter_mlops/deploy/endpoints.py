@@ -427,10 +427,10 @@ class Endpoints:
         return self.ws.root / "serving" / name / "metrics"
 
     def _scale(self, name: str, instances: int) -> None:
-        """Run exactly ``instances`` workers: start the missing slots (and wait until they serve), stop the rest."""
-        from sqlalchemy import delete, update
+        """Run at least ``instances`` workers: start the missing slots and wait until they serve."""
+        from sqlalchemy import update
 
-        from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
+        from jupyter_mlops.store.endpoints import EndpointRecord
 
         with self.ws.store.session() as session:
             session.execute(update(EndpointRecord).where(EndpointRecord.name == name).values(instances=instances))
@@ -438,13 +438,6 @@ class Endpoints:
         for slot in range(instances):
             if slot not in workers or not alive(workers[slot].pid):
                 self._start_worker(name, slot)
-        for slot, worker in workers.items():
-            if slot >= instances:
-                stop_process_group(worker.pid)
-                with self.ws.store.session() as session:
-                    session.execute(
-                        delete(EndpointWorker).where(EndpointWorker.endpoint == name, EndpointWorker.slot == slot)
-                    )
         self._set_status(name, "running")
 
     def _start_worker(self, name: str, slot: int) -> None:
