@@ -115,12 +115,12 @@ def drift(
         )
     table = pd.DataFrame(rows, columns=["feature", "drifted", "score", "method", "threshold"])
     share = float(table["drifted"].mean()) if len(table) else 0.0
-    sample_ref, sample_cur = (_sample(frame[columns]) for frame in (reference, current))
+    sample_ref, sample_cur = (_sample(frame, columns) for frame in (reference, current))
     return DriftResult(
         drifted=share >= drift_share,
         drift_share=share,
         features=table,
-        quality=quality(reference[columns], current[columns]),
+        quality=quality(reference, current, columns),
         threshold=drift_share,
         rows={"reference": len(reference), "current": len(current)},
         _report=lambda: _report(sample_ref, sample_cur, columns, numeric, drift_share, column_threshold),
@@ -145,8 +145,9 @@ def _stattest(reference: Any, current: Any, numeric: bool) -> tuple[Any, Any]:
     return stattests.jensenshannon_stat_test, kind
 
 
-def _sample(frame: Any) -> Any:
-    return frame if len(frame) <= REPORT_SAMPLE_ROWS else frame.sample(REPORT_SAMPLE_ROWS, random_state=0)
+def _sample(frame: Any, columns: list[str]) -> Any:
+    """At most ``REPORT_SAMPLE_ROWS`` rows of ``columns``, sampled before selecting so the table is never copied."""
+    return (frame if len(frame) <= REPORT_SAMPLE_ROWS else frame.sample(REPORT_SAMPLE_ROWS, random_state=0))[columns]
 
 
 def _report(
@@ -162,12 +163,13 @@ def _report(
     )
 
 
-def quality(reference: Any, current: Any) -> dict[str, Any]:
-    """Null rate, values of the wrong type, and numbers outside the reference's range, per column."""
+def quality(reference: Any, current: Any, columns: list[str]) -> dict[str, Any]:
+    """Null rate, values of the wrong type, and numbers outside the reference's range, per column (one column at a
+    time: a copy of the whole table would double the memory drift needs)."""
     import pandas as pd
 
     report: dict[str, Any] = {}
-    for column in reference.columns:
+    for column in columns:
         values = current[column]
         entry: dict[str, Any] = {"null_rate": float(values.isna().mean()) if len(values) else 0.0}
         if pd.api.types.is_numeric_dtype(reference[column]):
