@@ -56,6 +56,7 @@ __all__ = [
     "log_dataset",
     "models",
     "monitors",
+    "package",
     "pipelines",
     "register_model",
     "runs",
@@ -148,6 +149,15 @@ def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4) -> Any:
     from jupyter_mlops.deploy.onnx import convert_to_onnx as _convert
 
     return _convert(default_workspace(), model, sample, tolerance=tolerance)
+
+
+def package(model: str, *, out: str, **options: Any) -> Any:
+    """Write a Docker build context for ``model`` into ``out``: Dockerfile, locked requirements, the model and the
+    serving code; ``build=True`` builds the image, ``kserve=True`` writes a KServe InferenceService. Options:
+    ``environment``, ``scoring_script``, ``build``, ``tag``, ``kserve``, ``endpoint`` (see ``deploy.package``)."""
+    from jupyter_mlops.deploy.package import package as _package
+
+    return _package(default_workspace(), model, out=out, **options)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

@@ -195,6 +195,7 @@ class Commands:
 FEATURE_COMMANDS: tuple[str, ...] = (
     "jupyter_mlops.environments.commands",
     "jupyter_mlops.deploy.commands",
+    "jupyter_mlops.deploy.package_commands",
     "jupyter_mlops.events.commands",
     "jupyter_mlops.monitoring.commands",
     "jupyter_mlops.pipelines.commands",
