@@ -1,4 +1,4 @@
-"""The evidently report of a monitor's last run, as the HTML page its MLflow run keeps (``report/``)."""
+"""The evidently report of a monitor run, as the HTML page its MLflow run keeps (``report/``)."""
 
 from __future__ import annotations
 
@@ -24,15 +24,19 @@ def last_report_html(ws: Workspace, monitor: str) -> str:
             f"(or ws.monitors.run({monitor!r})), or wait for its schedule ({found.schedule_s} s).",
             monitor=monitor,
         )
-    with _mlflow.translated_errors(f"the report of monitor {monitor!r}"):
-        names = {a.path for a in ws.client.list_artifacts(found.last_run_id, "report")}
+    return report_html(ws, found.last_run_id, rows=(found.last_result or {}).get("rows"))
+
+
+def report_html(ws: Workspace, run_id: str, *, rows: int | None = None) -> str:
+    """The HTML report of one monitor run (``rows``: how many the window had, for the message when it has none)."""
+    with _mlflow.translated_errors(f"the drift report of run {run_id!r}"):
+        names = {a.path for a in ws.client.list_artifacts(run_id, "report")}
         if REPORT_ARTIFACT not in names:
-            rows = (found.last_result or {}).get("rows")
+            had = f"{rows} collected row(s)" if rows is not None else "too few collected rows"
             raise NotFound(
-                f"The last run of monitor {monitor!r} drew no report: its window had {rows} collected row(s), "
-                "and a report needs at least 2. Send requests to the endpoint, then run the monitor again.",
-                monitor=monitor,
-                run_id=found.last_run_id,
+                f"Monitor run {run_id} drew no report: its window had {had}, and a report needs at least 2. "
+                "Send requests to the endpoint, then run the monitor again.",
+                run_id=run_id,
             )
         with tempfile.TemporaryDirectory(prefix="mlops-report-") as tmp:
-            return Path(ws.client.download_artifacts(found.last_run_id, REPORT_ARTIFACT, tmp)).read_text()
+            return Path(ws.client.download_artifacts(run_id, REPORT_ARTIFACT, tmp)).read_text()

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
+from jupyter_mlops.deploy.split import set_split
 from jupyter_mlops.exceptions import InvalidInput, MlopsError
 from jupyter_mlops.server import models as m
 
@@ -320,19 +321,7 @@ class EndpointHandler(_EndpointHandler):
         req = self.body(m.UpdateEndpointRequest)
 
         def update() -> m.EndpointOut:
-            info = self.ws.endpoints.show(name)
-            changes = []
-            if req.traffic is not None:
-                changes.append(lambda: self.ws.endpoints.set_traffic(name, req.traffic))
-            if req.mirror is not None:
-                changes.append(lambda: self.ws.endpoints.set_mirror(name, req.mirror))
-            # a deployment moves from mirrored to live only once it is no longer mirrored
-            mirrored = {d for d, share in info.mirror.items() if share > 0}
-            if req.traffic and req.mirror is not None and any(req.traffic.get(d, 0) > 0 for d in mirrored):
-                changes.reverse()
-            for change in changes:
-                info = change()
-            return self.endpoint_out(info)
+            return self.endpoint_out(set_split(self.ws, name, traffic=req.traffic, mirror=req.mirror))
 
         self.send(await self.call(update))
 
@@ -418,9 +407,8 @@ class MonitorReportHandler(MlopsHandler):
         from jupyter_mlops.monitoring.reports import last_report_html
 
         page = await self.call(last_report_html, self.ws, name)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Content-Security-Policy", "sandbox allow-scripts")
-        self.finish(page)
+        self.finish(page, set_content_type="text/html; charset=UTF-8")
 
 
 # -- events -----------------------------------------------------------------------------------------------------------

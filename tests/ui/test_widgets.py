@@ -62,3 +62,70 @@ def test_runs_panel_filters_by_experiment(ws):
     panel.experiment.value = ""
     assert "register-churn" in panel.table.value
     assert "No experiment named" in mlops.ui.runs("nope", workspace=ws).error.value
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A workspace with an endpoint ``api`` serving a small scikit-learn classifier as ``blue`` and ``green``."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    ws = Workspace(tmp_path / "served")
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    ws.models.register(LogisticRegression().fit(X, X[:, 0] > 0), "clf")
+    ep = ws.endpoints.create("api", auth="none")
+    ep.deploy("blue", "clf:1")
+    ep.deploy("green", "clf:1")
+    ep.set_traffic({"blue": 100, "green": 0})
+    yield ws
+    ep.delete()
+
+
+def test_endpoint_panel_changes_the_split_sends_requests_and_reads_logs(served):
+    panel = mlops.ui.endpoint("api", workspace=served)
+    assert "api" in panel.header.value and panel.table.value.count("<tr>") == 3
+    assert (panel.traffic["blue"].value, panel.traffic["green"].value) == (100, 0)
+    # a split that does not add up is refused by the core, inline, and changes nothing
+    panel.traffic["blue"].value, panel.traffic["green"].value = 70, 20
+    panel.apply_button.click()
+    assert "sum to 0 or 100, not 90" in panel.error.value
+    assert served.endpoints.show("api").traffic == {"blue": 100, "green": 0}
+    # a valid one applies, with a mirror moved in the same click
+    panel.traffic["blue"].value, panel.traffic["green"].value = 100, 0
+    panel.mirror["green"].value = 25
+    panel.apply_button.click()
+    info = served.endpoints.show("api")
+    assert (info.traffic, info.mirror) == ({"blue": 100, "green": 0}, {"green": 25})
+    # a test request, then the live figures count it
+    panel.body.value = '{"inputs": [[0.5, 0, 0, 0], [-0.5, 0, 0, 0]]}'
+    panel.send_button.click()
+    assert "&quot;predictions&quot;: [\n    true,\n    false" in panel.response.value
+    panel.refresh()
+    panel.refresh()
+    assert "ms</td>" in panel.table.value
+    panel.body.value = "{not json"
+    panel.send_button.click()
+    assert "not valid JSON" in panel.response.value
+    panel.logs_button.click()
+    assert "<pre" in panel.logs.value
+    assert "No endpoint named" in mlops.ui.endpoint("nope", workspace=served).error.value
+
+
+def test_drift_panel_shows_the_verdict_features_and_report(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    current = reference.sample(200, random_state=1).copy()
+    current["a"] += 2.0
+    panel = mlops.ui.drift(mlops.drift(reference, current, drift_share=0.3))
+    assert "drift detected: 33% of the features drifted" in panel.summary.value
+    assert panel.table.value.count("<tr") == 4  # header + a, b, c
+    panel.report_button.click()
+    assert panel.report.value.startswith('<iframe sandbox="allow-scripts" srcdoc=')
+    # a monitor's name: its last run, or why there is none
+    ws = Workspace(tmp_path / "ws")
+    assert "No monitor named" in mlops.ui.drift("nope", workspace=ws).summary.value
+    with pytest.raises(mlops.InvalidInput, match=r"mlops\.drift"):
+        mlops.ui.drift(42)
