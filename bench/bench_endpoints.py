@@ -3,7 +3,7 @@
 Run with ``.venv/bin/python bench/bench_endpoints.py`` (needs ``wrk``: ``apt-get install wrk``). Same model for
 everyone: a RandomForest (100 trees, depth 10, 20 features), single-row requests at concurrency 8.
 
-1. Throughput and p99: ours (two ONNX deployments, 90/10 split) vs ``mlflow models serve`` on the scikit-learn
+1. Throughput and p99: ours (two ONNX deployments, 90/10 split, two worker processes) vs ``mlflow models serve`` on the scikit-learn
    version vs a bare one-worker Starlette + onnxruntime app.
 2. Start to first successful ``/score``: ours (create + deploy + traffic) vs ``mlflow models serve``.
 3. ONNX vs scikit-learn in process, 1 row and 1,000 rows.
@@ -35,6 +35,7 @@ from tests.services import free_port  # noqa: E402
 
 DURATION_S = 8
 CONNECTIONS = 8
+WORKERS = 2
 BARE_APP = textwrap.dedent(
     """
     import sys, json
@@ -141,9 +142,9 @@ def main() -> None:
                 )
             )
 
-        # ours: two deployments, 90/10
+        # ours: two deployments, 90/10, served in the endpoint's two worker processes (one per core)
         started = time.perf_counter()
-        ep = ws.endpoints.create("bench", auth="none")
+        ep = ws.endpoints.create("bench", auth="none", instances=WORKERS)
         ep.deploy("blue", "forest:2")
         ep.deploy("green", "forest:2")
         ep.set_traffic({"blue": 90, "green": 10})
@@ -184,7 +185,7 @@ def main() -> None:
             f"{wrapped_rate / wrapped_serve_rate:.1f}x (target >= 4x); p99 {wrapped_p99:.0f} ms",
         ),
         (
-            "throughput, 2 deployments 90/10",
+            f"throughput, 2 deployments 90/10, {WORKERS} workers",
             f"{ours_rate:.0f} req/s",
             f"mlflow serve {serve_rate:.0f} req/s",
             f"{ours_rate / serve_rate:.0f}x (target >= 50x)",

@@ -85,19 +85,20 @@ class Collector:
     def __init__(self, folder: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
-        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str, str]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str, str, bool]]] = queue.SimpleQueue()
         threading.Thread(target=self._drain, name="mlops-collector", daemon=True).start()
 
-    def add(self, deployment: str, body: bytes, output_json: str, request_id: str) -> None:
-        """Queue one request; the JSON line is built off the request path."""
-        self._queue.put((deployment, (time.time(), body, output_json, request_id)))
+    def add(self, deployment: str, body: bytes, output_json: str, request_id: str, *, json_body: bool = False) -> None:
+        """Queue one request; the JSON line is built off the request path. ``json_body``: the scorer parsed it."""
+        self._queue.put((deployment, (time.time(), body, output_json, request_id, json_body)))
 
     @staticmethod
-    def _line(deployment: str, item: tuple[float, bytes, str, str]) -> str:
-        moment, body, output_json, request_id = item
+    def _line(deployment: str, item: tuple[float, bytes, str, str, bool]) -> str:
+        moment, body, output_json, request_id, json_body = item
         try:
             request = body.decode()
-            json.loads(request)  # embedded as it came when it is JSON (it was parsed to be scored)
+            if not json_body:  # embedded as it came when it is JSON; checked unless the scorer parsed it
+                json.loads(request)
         except ValueError:
             request = json.dumps(body.decode(errors="replace"))
         stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat()
@@ -203,7 +204,8 @@ class ScoringApp:
                 return error(500, f"The model failed: {type(exc).__name__}: {exc}", name)
             self.metrics.observe(name, time.perf_counter() - started, error=False)
             if served.collect and self.collector is not None:
-                self.collector.add(name, body, text, request_id)
+                json_body = served.scorer is not None and served.scorer.json_body
+                self.collector.add(name, body, text, request_id, json_body=json_body)
             if not named and table.mirror and random.random() * 100 < table.mirror[1]:
                 mirrored = table.served[table.mirror[0]]
                 threading.Thread(target=self._shadow, args=(mirrored, body), daemon=True).start()

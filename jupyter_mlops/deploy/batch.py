@@ -308,7 +308,7 @@ def _score_batch(index: int, files: list[str], parts: str) -> int:
             else:
                 predictions = scorer.predict(data)
             frames.append(
-                pd.DataFrame({"file": Path(path).name, "row": range(len(data)), "prediction": list(predictions)})
+                pd.DataFrame({"file": Path(path).name, "row": range(len(data)), "prediction": _column(predictions)})
             )
         frame = pd.concat(frames, ignore_index=True)
     target = Path(parts) / f"{index}.parquet"
@@ -316,6 +316,17 @@ def _score_batch(index: int, files: list[str], parts: str) -> int:
     frame.to_parquet(staging, index=False)
     staging.rename(target)
     return len(frame)
+
+
+def _column(predictions: Any) -> Any:
+    """One prediction per row without a Python object per row: a 1-D array, or a list of arrays when the model
+    answers several values per row."""
+    import numpy as np
+
+    values = predictions.to_numpy() if hasattr(predictions, "to_numpy") else np.asarray(predictions)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    return values if values.ndim == 1 else list(values)
 
 
 def _input_files(path: Path) -> list[Path]:
@@ -335,10 +346,18 @@ def _rows_scored(parts: Path) -> int:
 
 
 def _write_predictions(parts: Path, target: Path) -> Path:
-    import pandas as pd
+    """The parts in order as one CSV, written by Arrow (several times faster than pandas at a million rows)."""
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet as pq
 
-    frames = [pd.read_parquet(p) for p in sorted(parts.glob("*.parquet"), key=lambda p: int(p.stem))]
-    pd.concat(frames, ignore_index=True).to_csv(target, index=False)
+    tables = [pq.read_table(p) for p in sorted(parts.glob("*.parquet"), key=lambda p: int(p.stem))]
+    table = pa.concat_tables(tables, promote_options="default")
+    for index, column in enumerate(table.schema):
+        if pa.types.is_nested(column.type):  # several values per row: CSV has no such type, write their text
+            text = pa.array(table.column(index).to_pandas().astype(str))
+            table = table.set_column(index, column.name, text)
+    pyarrow.csv.write_csv(table, target)
     return target
 
 

@@ -26,13 +26,25 @@ def _percentages(values: list[str]) -> dict[str, int]:
 
 
 def create(ws: Workspace, a: argparse.Namespace) -> Result:
-    endpoint = ws.endpoints.create(a.name, auth=a.auth, host=a.host, port=a.port)
+    endpoint = ws.endpoints.create(a.name, auth=a.auth, host=a.host, port=a.port, instances=a.instances)
     return result(ws.endpoints.show(endpoint.name), f"Endpoint {a.name} listens at {endpoint.scoring_uri}.")
 
 
 def deploy(ws: Workspace, a: argparse.Namespace) -> Result:
-    info = ws.endpoints.deploy(a.name, a.deployment, a.model, scoring_script=a.scoring_script, collect=not a.no_collect)
-    return result(info, f"{a.name}/{a.deployment} serves {info.model} ({info.traffic}% of traffic).")
+    info = ws.endpoints.deploy(
+        a.name,
+        a.deployment,
+        a.model,
+        scoring_script=a.scoring_script,
+        environment=a.environment,
+        target=a.target,
+        instances=a.instances,
+        collect=not a.no_collect,
+    )
+    where = {"router": "in the endpoint's workers", "venv": f"in environment {info.environment}"}.get(
+        info.runs_in, "in a container"
+    )
+    return result(info, f"{a.name}/{a.deployment} serves {info.model} {where} ({info.traffic}% of traffic).")
 
 
 def traffic(ws: Workspace, a: argparse.Namespace) -> Result:
@@ -77,16 +89,20 @@ def add_commands(commands: Commands) -> None:
 
 def add_endpoint_commands(commands: Commands) -> None:
     group = commands.group("endpoints", "online endpoints: deployments, traffic, mirroring")
-    p = commands.command(group, "create", create, "start an endpoint (a router process on 127.0.0.1)")
+    p = commands.command(group, "create", create, "start an endpoint (router worker processes on 127.0.0.1)")
     p.add_argument("name")
     p.add_argument("--auth", choices=["key", "none"], default="key")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int)
+    p.add_argument("--instances", type=int, default=1, help="worker processes sharing the port")
     p = commands.command(group, "deploy", deploy, "add or replace a deployment (0%% traffic until set)")
     p.add_argument("name")
     p.add_argument("deployment")
     p.add_argument("model", help="NAME:VERSION, models:/NAME/VERSION or models:/NAME@ALIAS")
     p.add_argument("--scoring-script", help="score.py with init() and run(raw_data)")
+    p.add_argument("--environment", help="run it in this environment's virtualenv (a name or envs/NAME.yaml)")
+    p.add_argument("--target", choices=["local", "docker"], default="local", help="docker: run it as a container")
+    p.add_argument("--instances", type=int, default=1, help="worker processes serving it")
     p.add_argument("--no-collect", action="store_true", help="do not keep inputs and outputs")
     p = commands.command(group, "traffic", traffic, "split live traffic, e.g. blue=90 green=10")
     p.add_argument("name")
@@ -99,11 +115,11 @@ def add_endpoint_commands(commands: Commands) -> None:
     p.add_argument("--data", help="the JSON body")
     p.add_argument("--file", help="a file holding the JSON body")
     p.add_argument("--deployment", help="send it to this deployment")
-    commands.command(group, "list", list_endpoints, "list endpoints (a crashed router is reported and restarted)")
+    commands.command(group, "list", list_endpoints, "list endpoints (crashed processes are reported and restarted)")
     p = commands.command(group, "show", show, "show an endpoint")
     p.add_argument("name")
     p.add_argument("--keys", action="store_true", help="print the endpoint's key")
-    p = commands.command(group, "logs", logs, "the router's log (lines naming a deployment with DEPLOYMENT)")
+    p = commands.command(group, "logs", logs, "a deployment's log, or the endpoint's router log")
     p.add_argument("name")
     p.add_argument("deployment", nargs="?")
     p.add_argument("--lines", type=int, default=100)

@@ -160,13 +160,14 @@ def container_logs(container_id: str, lines: int = 100) -> str:
 def _client() -> Any:
     try:
         import docker
+        import requests
     except ImportError as exc:
         raise DockerUnavailable("The docker Python package is missing: pip install docker.") from exc
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (DOCKER_HOST is not set)"
     try:
         engine = docker.from_env(timeout=600)
         engine.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, requests.RequestException) as exc:
         raise DockerUnavailable(
             f"No Docker engine answers at {where}: {exc}. Start one (e.g. `sudo systemctl start docker`; in a "
             "checkout of jupyter-mlops, `scripts/ensure-docker` starts a private one and prints its DOCKER_HOST) "

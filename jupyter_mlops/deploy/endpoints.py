@@ -647,6 +647,7 @@ class Endpoints:
                 )
         record = self._record(endpoint)
         target = record.config_version
+        _signal_change(self.ws, endpoint, target)
         deadline = time.monotonic() + APPLY_TIMEOUT_S
         while time.monotonic() < deadline:
             workers = [w for w in self._workers(endpoint) if w.slot < record.instances]
@@ -750,6 +751,17 @@ def _launch(row: Any) -> isolated.Launch | None:
 
 def _has_package(lock: str | None, name: str) -> bool:
     return any(line.lower().startswith(f"{name}==") for line in (lock or "").splitlines())
+
+
+def _signal_change(ws: Workspace, endpoint: str, version: int) -> None:
+    """Tell the workers to re-read the configuration now (they also re-read it every few seconds)."""
+    from jupyter_mlops.deploy.router import config_signal_path
+
+    path = config_signal_path(ws, endpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(str(version))
+    os.replace(staging, path)
 
 
 def _tail(path: Path, lines: int) -> str:

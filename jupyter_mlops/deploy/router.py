@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from jupyter_mlops.deploy.scoring import Scorer
     from jupyter_mlops.workspace import Workspace
 
-POLL_S = 0.05
+POLL_S = 0.02
+FALLBACK_POLL_S = 2.0
 
 
 class Router(ScoringApp):
@@ -158,12 +159,29 @@ class Router(ScoringApp):
             )
 
     def follow(self) -> None:
+        """Re-read the configuration when the control plane signals a change (a file replaced on every change:
+        a stat costs microseconds where a store query holds the GIL for milliseconds), and every few seconds."""
+        signal = config_signal_path(self.ws, self.endpoint)
+        seen: tuple[int, int] | None = None
+        last_read = time.monotonic()
         while True:
             try:
-                self.refresh()
-            except Exception:
-                log.exception("could not read the endpoint configuration; retrying")
+                stat = signal.stat()
+                stamp: tuple[int, int] | None = (stat.st_ino, stat.st_mtime_ns)
+            except FileNotFoundError:
+                stamp = None
+            if stamp != seen or time.monotonic() - last_read > FALLBACK_POLL_S:
+                seen, last_read = stamp, time.monotonic()
+                try:
+                    self.refresh()
+                except Exception:
+                    log.exception("could not read the endpoint configuration; retrying")
+                    seen = None
             time.sleep(POLL_S)
+
+
+def config_signal_path(ws: Workspace, endpoint: str) -> Path:
+    return ws.root / "serving" / endpoint / "config-changed"
 
 
 def deployment_log_path(ws: Workspace, endpoint: str, deployment: str) -> Path:

@@ -29,6 +29,7 @@ class Scorer:
     """Scores one request body. ``fast`` scorers may run on the event loop (sub-millisecond predictions)."""
 
     fast = False
+    json_body = False  # whether a scored body was proven to be JSON (the collector then embeds it as it is)
 
     def score(self, body: bytes) -> Any:
         raise NotImplementedError
@@ -99,6 +100,7 @@ class OnnxScorer(Scorer):
     """onnxruntime on a float tensor: the fast path (tens of microseconds per row)."""
 
     fast = True
+    json_body = True
 
     def __init__(self, path: Path, columns: list[str] | None = None) -> None:
         import onnxruntime as ort
@@ -201,6 +203,8 @@ class MicroBatcher:
 
 class PyfuncScorer(Scorer):
     """Any MLflow model through ``mlflow.pyfunc`` (schema enforcement included), with micro-batching."""
+
+    json_body = True
 
     def __init__(self, path: Path, *, max_batch_rows: int = 256, max_wait_s: float = 0.003) -> None:
         import mlflow.pyfunc
