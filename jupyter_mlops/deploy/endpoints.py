@@ -435,13 +435,32 @@ class Endpoints:
         with self.ws.store.session() as session:
             session.execute(update(EndpointRecord).where(EndpointRecord.name == name).values(instances=instances))
         workers = {w.slot: w for w in self._workers(name)}
-        for slot in range(instances):
-            if slot not in workers or not alive(workers[slot].pid):
-                self._start_worker(name, slot)
+        missing = [slot for slot in range(instances) if slot not in workers or not alive(workers[slot].pid)]
+        self._start_workers(name, missing)
         self._set_status(name, "running")
 
-    def _start_worker(self, name: str, slot: int) -> None:
-        """Start worker ``slot``, detached from this process, and wait until it serves the configuration."""
+    def _start_workers(self, name: str, slots: list[int]) -> None:
+        """Start workers (side by side), detached from this process, and wait until they serve the configuration."""
+        started = {slot: self._spawn_worker(name, slot) for slot in slots}
+        record = self._record(name)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while started and time.monotonic() < deadline:
+            for slot, process in list(started.items()):
+                if process.poll() is not None:
+                    for other in started.values():
+                        stop_process_group(other.pid)
+                    raise MlopsError(f"Worker {slot} of {name} exited at start: {self.logs(name, lines=20)}")
+            applied = {w.slot for w in self._workers(name) if w.applied_version > 0}
+            if applied >= set(started) and _answers(_uri(record) + "/health"):
+                return
+            time.sleep(0.05)
+        for process in started.values():
+            stop_process_group(process.pid)
+        if started:
+            raise MlopsError(f"The workers of {name} did not become ready within {START_TIMEOUT_S:.0f} s.")
+
+    def _spawn_worker(self, name: str, slot: int) -> subprocess.Popen[bytes]:
+        """Record worker ``slot`` and start its process; returns without waiting."""
         from sqlalchemy import delete
 
         from jupyter_mlops.store.endpoints import EndpointWorker
@@ -483,16 +502,7 @@ class Endpoints:
                 env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", MULTIPROCESS_ENV: str(metrics)},
             )
         self._set_worker(name, slot, pid=process.pid)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise MlopsError(f"Worker {slot} of {name} exited at start: {self.logs(name, lines=20)}")
-            worker = next((w for w in self._workers(name) if w.slot == slot), None)
-            if worker is not None and worker.applied_version > 0 and _answers(_uri(record) + "/health"):
-                return
-            time.sleep(0.05)
-        stop_process_group(process.pid)
-        raise MlopsError(f"Worker {slot} of {name} did not become ready within {START_TIMEOUT_S:.0f} s.")
+        return process
 
     def _set_worker(self, name: str, slot: int, **values: Any) -> None:
         from sqlalchemy import update
@@ -568,7 +578,7 @@ class Endpoints:
                 continue
             self._set_status(record.name, "crashed")
             try:
-                self._start_worker(record.name, slot)
+                self._start_workers(record.name, [slot])
                 notes.append(f"worker {slot} had crashed and was restarted")
             except MlopsError as exc:
                 notes.append(f"worker {slot} crashed and could not be restarted: {exc}")
