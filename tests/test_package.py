@@ -364,6 +364,26 @@ def test_no_engine_is_a_backend_unavailable_naming_the_fix(tmp_path, monkeypatch
             call()
 
 
+def test_host_ca_builds_trust_the_host_bundle_and_keep_the_shipped_dockerfile(monkeypatch):
+    from jupyter_mlops.deploy.docker import _pip_index_settings, _with_host_ca
+
+    # Given pip settings on this host: an https index and a file:// one a build cannot see
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///opt/pypi/simple")
+    settings = _pip_index_settings()
+    assert settings == {"PIP_INDEX_URL": "https://mirror.example/simple"}
+    # Then the build's Dockerfile copies the CA bundle and declares pip's settings right after FROM
+    variant = _with_host_ca("ARG BASE=python:3.11-slim\nFROM ${BASE}\nRUN pip install x\n", settings)
+    assert variant.splitlines() == [
+        "ARG BASE=python:3.11-slim",
+        "FROM ${BASE}",
+        "COPY .host-ca.crt /usr/local/share/ca-certificates/jupyter-mlops-build-host.crt",
+        "ARG PIP_CERT=/usr/local/share/ca-certificates/jupyter-mlops-build-host.crt",
+        "ARG PIP_INDEX_URL",
+        "RUN pip install x",
+    ]
+
+
 # -- a real engine ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def engine() -> Iterator[str]:
@@ -413,6 +433,7 @@ def test_the_image_serves_the_model_over_http(engine, ws, tmp_path, iris):
     assert packaged.image_id == sdk.images.get("jupyter-mlops-test/iris:onnx").id
     assert any("pip install -r /app/requirements.txt" in line for line in lines)
     assert built_in < 300, f"the build took {built_in:.0f} s"
+    assert not list(Path(packaged.folder).glob(".*"))  # the CA bundle went into the build, not into the context
     # And run as a container serving on a port of this host
     port = free_port()
     name = f"mlops-test-{uuid.uuid4().hex[:8]}"
