@@ -93,9 +93,7 @@ def package(
     image = tag or f"{deployment}:{served.version}"
     canary = None
     if kserve and endpoint:
-        canary = kserve_manifest.canary_percent(
-            ws.endpoints.show(endpoint), _ref(served), f"{requested.name}:{requested.version}"
-        )
+        canary = kserve_manifest.canary_percent(ws.endpoints.show(endpoint), _ref(served), _ref(requested))
     lock_text, python = _environment_lock(ws, environment) if environment else (None, None)
 
     say = progress or (lambda message: None)
@@ -141,7 +139,7 @@ def package(
     return Package(
         name=deployment,
         model=_ref(served),
-        requested=f"{requested.name}:{requested.version}",
+        requested=_ref(requested),
         folder=str(target),
         requirements=requirements,
         image=image if build or kserve else None,
