@@ -458,6 +458,7 @@ def test_the_image_serves_the_model_over_http(engine, ws, tmp_path, iris):
             run_container(packaged.image, name=name, port=free_port(), env={})
     finally:
         stop_container(container)
+        sdk.images.remove(packaged.image, force=True, noprune=True)  # its layers stay as the next build's cache
     assert not container_running(container)
     stop_container(container)  # stopping twice is fine
 
