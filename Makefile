@@ -12,7 +12,7 @@ LABEXT_SOURCES := labextension/src labextension/style labextension/schema labext
 JLPM := cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: venv demo test lint format lab bench services clean labextension labextension-test chromium
+.PHONY: venv demo test lint format lab bench services clean labextension labextension-test chromium docker
 
 venv: $(STAMP) labextension
 
@@ -62,7 +62,12 @@ services:
 chromium:
 	@scripts/ensure-chromium
 
-test: venv lint services chromium labextension-test
+# A private Docker engine and a cached Debian Python base image for the packaging and container tests (skipped,
+# saying why, without one).
+docker:
+	@scripts/ensure-docker
+
+test: venv lint services chromium docker labextension-test
 	$(BIN)/python -m pytest tests notebooks --nbval-lax $(PYTEST_ARGS)
 
 lab: venv

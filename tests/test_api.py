@@ -33,6 +33,7 @@ def test_all_is_exactly_the_public_surface():
         "log_dataset",
         "models",
         "monitors",
+        "package",
         "pipelines",
         "register_model",
         "runs",

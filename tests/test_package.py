@@ -469,3 +469,54 @@ def test_a_failed_build_says_why(engine, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\nRUN false\n")
     with pytest.raises(ImageBuildFailed, match="Building jupyter-mlops-test/broken:1 failed"):
         build_image(tmp_path, "jupyter-mlops-test/broken:1", base=None, host_ca=False)
+
+
+def test_a_docker_deployment_serves_behind_the_endpoint(engine, ws, iris, monkeypatch):
+    import docker as docker_sdk
+
+    from jupyter_mlops.deploy.docker import container_running
+
+    try:
+        docker_sdk.from_env().images.get(LOCAL_BASE)
+        monkeypatch.setenv("MLOPS_DOCKER_BASE", LOCAL_BASE)
+    except docker_sdk.errors.ImageNotFound:
+        pass  # the Dockerfile's python:3.11-slim, from the registry
+    monkeypatch.setenv("MLOPS_DOCKER_HOST_CA", "1")  # TLS to the index is intercepted here
+    X, _ = iris
+    rows = {"dataframe_split": {"columns": COLUMNS, "data": X.values[:3].tolist()}}
+    ep = ws.endpoints.create("iris-docker")
+    try:
+        # Given blue in the endpoint's workers and green as a container
+        ep.deploy("blue", "iris:1")
+        green = ep.deploy("green", "iris:1", target="docker")
+        ep.set_traffic({"blue": 50, "green": 50})
+        assert green.runs_in == "docker" and green.model == "iris:2"  # its proven ONNX conversion
+        # Then both answer through the same /score with the same predictions
+        expected = ep.invoke(rows, deployment="blue")
+        assert ep.invoke(rows, deployment="green") == expected
+        answered = set()
+        for _ in range(30):
+            request = urllib.request.Request(
+                ep.scoring_uri, json.dumps(rows).encode(), {"Authorization": f"Bearer {ep.key}"}
+            )
+            with urllib.request.urlopen(request) as response:
+                answered.add(response.headers["mlops-model-deployment"])
+        assert answered == {"blue", "green"}
+        # and its log is the container's
+        assert "serving" in ep.logs("green")
+        container = json.loads(_deployment_options(ws, "iris-docker", "green"))["process"]["container"]
+        assert container_running(container)
+    finally:
+        ep.delete()
+    # Deleting the endpoint stops the container
+    assert not container_running(container)
+
+
+def _deployment_options(ws: Workspace, endpoint: str, deployment: str) -> str:
+    from sqlalchemy import select
+
+    from jupyter_mlops.store.schema import Deployment
+
+    with ws.store.session() as session:
+        row = session.scalar(select(Deployment).where(Deployment.endpoint == endpoint, Deployment.name == deployment))
+        return row.options

@@ -93,7 +93,9 @@ def build_image(
         raise ImageBuildFailed(_build_error(tag, "the engine reports no image after the build", log)) from exc
 
 
-def run_container(image: str, *, name: str, port: int, env: dict[str, str] | None = None) -> str:
+def run_container(
+    image: str, *, name: str, port: int, env: dict[str, str] | None = None, arguments: list[str] | None = None
+) -> str:
     """Start ``image`` detached on the host's network, serving on 127.0.0.1:``port``; returns the container id.
 
     A stopped container of the same name (left by a crash) is replaced; a running one is a Conflict.
@@ -112,7 +114,7 @@ def run_container(image: str, *, name: str, port: int, env: dict[str, str] | Non
     try:
         container = engine.containers.run(
             image,
-            command=["--host", "127.0.0.1", "--port", str(port)],
+            command=["--host", "127.0.0.1", "--port", str(port), *(arguments or [])],
             name=name,
             environment=env or {},
             network_mode="host",

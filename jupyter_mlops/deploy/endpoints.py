@@ -530,28 +530,28 @@ class Endpoints:
         """Start the deployment's own process (its environment's venv, or a container) and wait until it serves."""
         from jupyter_mlops.deploy.router import deployment_log_path
 
-        folder = self.ws.root / "serving" / endpoint / f"{deployment}-{record.name}-{record.version}"
-        if not folder.exists():
-            self.ws.models.download(record.name, record.version, folder)
         log = deployment_log_path(self.ws, endpoint, deployment)
         port = free_port("127.0.0.1")
         if target == "docker":
-            from jupyter_mlops.deploy import docker
-
-            launch = docker.deployment_launch(
+            environment = f"{built.name}:{built.version}" if built is not None else None
+            launch = isolated.docker_launch(
                 self.ws,
-                model_dir=folder,
+                f"{record.name}:{record.version}",
+                endpoint=endpoint,
                 name=deployment,
                 port=port,
                 log=log,
                 scoring_script=script,
-                environment=built,
+                environment=environment,
                 workers=instances,
                 options=options,
             )
         else:
             from jupyter_mlops.environments.build import venv_python
 
+            folder = self.ws.root / "serving" / endpoint / f"{deployment}-{record.name}-{record.version}"
+            if not folder.exists():
+                self.ws.models.download(record.name, record.version, folder)
             python = str(venv_python(Path(built.venv_path)))
             launch = isolated.venv_launch(
                 self.ws,

@@ -119,6 +119,44 @@ def venv_launch(
     return Launch("venv", port, secrets.token_urlsafe(24), command, str(log), pid=None)
 
 
+def docker_launch(
+    ws: Workspace,
+    model: str,
+    *,
+    endpoint: str,
+    name: str,
+    port: int,
+    log: Path,
+    scoring_script: str | None,
+    environment: str | None,
+    workers: int,
+    options: dict[str, Any],
+) -> Launch:
+    """Package ``model`` (``NAME:VERSION``) and build its image; the container runs the same entrypoint.
+
+    This machine's build settings come from the environment: ``MLOPS_DOCKER_BASE`` (a base image to build on, e.g.
+    one built locally where no registry is reachable) and ``MLOPS_DOCKER_HOST_CA=1`` (trust this host's CA bundle).
+    """
+    from jupyter_mlops.deploy.package import package
+
+    context = ws.root / "serving" / endpoint / f"{name}-image-{secrets.token_hex(4)}"
+    built = package(
+        ws,
+        model,
+        out=context,
+        environment=environment,
+        scoring_script=scoring_script,
+        name=name,
+        onnx=options.get("prefer_onnx", True),
+        build=True,
+        tag=f"mlops-{endpoint}-{name}:{model.replace(':', '-')}",
+        base=os.environ.get("MLOPS_DOCKER_BASE") or None,
+        host_ca=os.environ.get("MLOPS_DOCKER_HOST_CA", "") not in ("", "0"),
+    )
+    assert built.image is not None
+    return Launch("docker", port, secrets.token_urlsafe(24), [built.image, "--workers", str(workers)], str(log))
+
+
 def serve_arguments(model_dir: Path, scoring_script: str | None, name: str, options: dict[str, Any]) -> list[str]:
     """The entrypoint's arguments shared by a virtualenv process and a container."""
     arguments = ["--model-dir", str(model_dir), "--name", name]
@@ -157,7 +195,7 @@ def start(ws: Workspace, launch: Launch) -> Launch:
 
         image, *arguments = launch.command
         container = docker.run_container(
-            image, name=f"mlops-{launch.port}", port=launch.port, env={KEY_ENV: launch.key}, command=arguments
+            image, name=f"mlops-{launch.port}", port=launch.port, env={KEY_ENV: launch.key}, arguments=arguments
         )
         started = replace(launch, container=container)
     deadline = time.monotonic() + READY_TIMEOUT_S
