@@ -170,7 +170,12 @@ def explain(
     )
     explanation = Explanation(f"{record.name}:{record.version}", "permutation", table, None)
     if shap_module is not None:
-        explanation.shap = _shap_values(shap_module, loaded, predict, data)
+        try:
+            explanation.shap = _shap_values(shap_module, loaded, predict, data)
+        except InvalidInput as exc:  # a model SHAP cannot explain: an error only when SHAP was asked for
+            if shap:
+                raise
+            explanation.note = exc.message
     elif shap is None:
         explanation.note = MISSING_SHAP
     if record.run_id:
@@ -200,11 +205,11 @@ def _shap_values(shap: Any, loaded: Any, predict: Any, data: Any) -> ShapValues:
         raw = loaded.get_raw_model()
     except (NotImplementedError, AttributeError):  # not every MLflow flavor exposes its native model
         raw = None
-    sample = data.sample(min(len(data), SHAP_ROWS), random_state=0) if len(data) > SHAP_ROWS else data
+    sample = data.sample(SHAP_ROWS, random_state=0) if len(data) > SHAP_ROWS else data
     classes = [str(c) for c in getattr(raw, "classes_", [])]
     try:
         tree = shap.TreeExplainer(raw)
-    except (shap.utils._exceptions.InvalidModelError, TypeError, ValueError, NotImplementedError):
+    except (TypeError, ValueError, NotImplementedError):  # shap's InvalidModelError is a ValueError
         tree = None
     if tree is not None:
         explained = tree(sample)
@@ -216,15 +221,13 @@ def _shap_values(shap: Any, loaded: Any, predict: Any, data: Any) -> ShapValues:
                 return raw.predict_proba(pd.DataFrame(rows, columns=data.columns))
         else:
             classes = []
-
-            def output(rows: Any) -> Any:
-                values = predict(rows)
-                if not np.issubdtype(values.dtype, np.number):
-                    raise InvalidInput(
-                        "SHAP values need a numeric model output or predict_proba; this model answers "
-                        f"{values.dtype} values. Call explain with shap=False.",
-                    )
-                return values
+            answers = predict(sample.head(2))
+            if not np.issubdtype(answers.dtype, np.number):
+                raise InvalidInput(
+                    f"No SHAP values: SHAP explains numbers, and this model answers {answers.dtype} values and "
+                    "has no predict_proba. Call explain with shap=False.",
+                )
+            output = predict
 
         background = shap.maskers.Independent(data, max_samples=BACKGROUND_ROWS)
         explainer = shap.PermutationExplainer(output, background, seed=0)

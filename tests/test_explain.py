@@ -104,6 +104,23 @@ def test_other_models_get_a_model_agnostic_explainer(local_workspace: Workspace)
     assert shap.importance().iloc[0]["feature"].startswith("petal")
 
 
+def test_a_model_answering_words_keeps_its_permutation_importance(local_workspace: Workspace, signal_data, tmp_path):
+    import mlflow.pyfunc
+
+    class Words(mlflow.pyfunc.PythonModel):  # no native model, no probabilities: nothing SHAP can explain
+        def predict(self, context, model_input, params=None):
+            return ["yes" if value > 0 else "no" for value in model_input["signal"]]
+
+    data, _ = signal_data
+    mlflow.pyfunc.save_model(str(tmp_path / "words"), python_model=Words())
+    local_workspace.models.register(tmp_path / "words", "words")
+    result = explain(local_workspace, "words:1", data.head(60))
+    assert result.importances.iloc[0]["feature"] == "signal"
+    assert result.shap is None and "SHAP explains numbers" in result.note
+    with pytest.raises(InvalidInput, match="SHAP explains numbers"):
+        explain(local_workspace, "words:1", data.head(60), shap=True)
+
+
 def test_without_shap_installed(local_workspace: Workspace, signal_data, monkeypatch: pytest.MonkeyPatch):
     from sklearn.tree import DecisionTreeClassifier
 
