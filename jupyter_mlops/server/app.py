@@ -9,6 +9,7 @@ Configure it like any Jupyter application (``jupyter_server_config.py`` or the c
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
@@ -28,6 +29,18 @@ class MlopsContext:
     events: EventBus
     watcher: LogFollower
     live: LiveReader = dataclasses.field(default_factory=LiveReader)
+    _opening: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _opened: bool = False
+
+    def open_stores(self) -> None:
+        """Open the tracking and metadata stores once, from one thread: opening a new workspace creates them
+        (migrations), which the panels' first requests, all at once, must not do side by side."""
+        if self._opened:
+            return
+        with self._opening:
+            if not self._opened:
+                _ = self.workspace.store, self.workspace.client
+                self._opened = True
 
 
 class MlopsServerApp(ExtensionApp):

@@ -8,7 +8,6 @@ calls run in the default thread pool. Errors: an ``MlopsError`` answers its ``ht
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 from collections.abc import Callable
@@ -47,8 +46,13 @@ class MlopsHandler(APIHandler):
         return self.mlops.workspace
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking core call in the thread pool."""
-        return await IOLoop.current().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+        """Run a blocking core call in the thread pool (the stores opened first)."""
+
+        def run() -> T:
+            self.mlops.open_stores()
+            return fn(*args, **kwargs)
+
+        return await IOLoop.current().run_in_executor(None, run)
 
     def body(self, model: type[B]) -> B:
         try:
@@ -421,6 +425,7 @@ class EventsHandler(MlopsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         bus = self.mlops.events
+        await self.call(lambda: None)  # the stores open before the follower of the event log reads them
         self.mlops.watcher.start()
         queue = self._queue = bus.subscribe()
         try:

@@ -124,6 +124,8 @@ interface IEndpointState {
   response: { ok: boolean; text: string } | null;
   sending: boolean;
   logs: string | null;
+  /** Whose log: '' for the router, else a deployment. */
+  logsOf: string;
 }
 
 export class EndpointsModel extends Model {
@@ -148,7 +150,8 @@ export class EndpointsModel extends Model {
         deployment: '',
         response: null,
         sending: false,
-        logs: null
+        logs: null,
+        logsOf: ''
       };
       this._state.set(endpoint.name, state);
     }
@@ -273,10 +276,12 @@ export class EndpointsModel extends Model {
     }
   }
 
-  async loadLogs(endpoint: Mlops.Endpoint, lines = 200): Promise<void> {
+  /** The router's log, or one deployment's (its loading, failures and process output). */
+  async loadLogs(endpoint: Mlops.Endpoint, deployment = this.state(endpoint).logsOf, lines = 200): Promise<void> {
     const state = this.state(endpoint);
+    state.logsOf = deployment;
     try {
-      const logs = await api.endpointLogs(endpoint.name, { lines }, this.settings);
+      const logs = await api.endpointLogs(endpoint.name, { deployment: deployment || undefined, lines }, this.settings);
       state.logs = logs.text || '(the log is empty)';
     } catch (error) {
       state.logs = api.errorMessage(error);

@@ -178,3 +178,24 @@ describe('EndpointsModel', () => {
     expect(draftOf(endpoint({ blue: 100 })).traffic).toEqual({ blue: '100', green: '0' });
   });
 });
+
+describe('EndpointsModel.loadLogs', () => {
+  it("reads the router's log, then one deployment's, and keeps the choice", async () => {
+    const { settings, calls } = fakeServer({
+      'GET endpoints': [200, { endpoints: [endpoint({ blue: 100, green: 0 })] }],
+      'GET endpoints/churn-api/logs': call => [
+        200,
+        { endpoint: 'churn-api', deployment: null, text: call.url.includes('deployment=blue') ? 'blue loaded' : '' }
+      ]
+    });
+    const model = new EndpointsModel(settings);
+    await model.refresh();
+    const [ep] = model.endpoints;
+    await model.loadLogs(ep);
+    expect(model.state(ep).logs).toBe('(the log is empty)');
+    await model.loadLogs(ep, 'blue');
+    expect(model.state(ep).logs).toBe('blue loaded');
+    await model.loadLogs(ep);
+    expect(calls.at(-1)!.url).toContain('deployment=blue&lines=200');
+  });
+});

@@ -143,7 +143,19 @@ function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }
         ) : (
           <>
             <div className="jp-mlops-logs-bar">
-              <span className="jp-mlops-grow jp-mlops-muted">Router log (last 200 lines)</span>
+              <select
+                className="jp-mlops-input jp-mlops-select"
+                aria-label="Whose log"
+                value={state.logsOf}
+                onChange={e => void model.loadLogs(endpoint, e.target.value)}
+              >
+                <option value="">router log</option>
+                {endpoint.deployments.map(d => (
+                  <option key={d.name} value={d.name}>
+                    {d.name} log
+                  </option>
+                ))}
+              </select>
               <button className="jp-mlops-link" onClick={() => void model.loadLogs(endpoint)}>
                 reload
               </button>
@@ -196,9 +208,8 @@ function DeploymentRow(props: {
       />
       <span className="jp-mlops-live" title="Request rate; latency median and 99th percentile (from /metrics)">
         <span className="jp-mlops-live-rate">{formatRate(live)}</span>
-        <span>
-          p50 {formatLatency(live?.p50_ms)} · p99 {formatLatency(live?.p99_ms)}
-        </span>
+        <span>p50 {formatLatency(live?.p50_ms)}</span>
+        <span>p99 {formatLatency(live?.p99_ms)}</span>
       </span>
       {d.error && <span className="jp-mlops-deployment-error">{d.error}</span>}
     </div>
