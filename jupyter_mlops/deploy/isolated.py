@@ -67,6 +67,7 @@ class Launch:
 def runtime(ws: Workspace) -> tuple[Path, Path]:
     """(folder holding a copy of ``jupyter_mlops``, folder holding the web server packages), made once."""
     import jupyter_mlops
+    from jupyter_mlops.deploy.package import copy_source
 
     source = Path(jupyter_mlops.__file__).parent
     stamp = hashlib.sha256()
@@ -78,11 +79,7 @@ def runtime(ws: Workspace) -> tuple[Path, Path]:
         return package, deps
     staging = root.with_suffix(f".{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(
-        source,
-        staging / "package" / "jupyter_mlops",
-        ignore=shutil.ignore_patterns("__pycache__", "labextension", "*.pyc"),
-    )
+    copy_source(staging / "package" / "jupyter_mlops")
     for name in SERVING_DISTRIBUTIONS:
         dist = metadata.distribution(name)
         for file in dist.files or []:

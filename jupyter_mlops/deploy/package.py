@@ -111,7 +111,7 @@ def package(
             + "\n".join(requirements)
             + "\n"
         )
-        _copy_source(staging / "jupyter_mlops")
+        copy_source(staging / "jupyter_mlops")
         python = python or _model_python(model_dir) or f"{sys.version_info[0]}.{sys.version_info[1]}"
         (staging / "Dockerfile").write_text(
             _dockerfile(deployment, served, requested, python, script.name if script else None, onnx)
@@ -237,7 +237,7 @@ def _copy_code(folder: Path, dest: Path, *, skip: Path) -> None:
         shutil.copy2(path, copy)
 
 
-def _copy_source(dest: Path) -> None:
+def copy_source(dest: Path) -> None:
     """The jupyter_mlops package's Python files (no labextension, no caches): the serving code of this version."""
     import jupyter_mlops
 
