@@ -220,6 +220,11 @@ def test_scoring_script_with_a_code_folder(ws, tmp_path, iris):
         status, _, payload = post(ep.scoring_uri, json.dumps({"rows": "boom"}))
         assert status == 500 and "failed on purpose" in payload["message"]
         assert ep.invoke({"rows": iris[1][:1].tolist()}) == ["setosa"]  # still serving
+        # the deployment's own log tells what it serves and why the request failed, with the traceback
+        log = ep.logs("custom")
+        assert "serving iris:1" in log and "RuntimeError: the model failed on purpose" in log and "Traceback" in log
+        with pytest.raises(NotFound, match="No deployment 'other' in iris-script"):
+            ep.logs("other")
     finally:
         ep.delete()
 
