@@ -12,6 +12,7 @@ Run as ``python -m jupyter_mlops.deploy.router --endpoint NAME --slot N ...``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -93,6 +94,7 @@ class Router(ScoringApp):
             if self._models.get(name) != deployment.model:
                 deployment.log.info("serving %s (configuration %d)", deployment.model, version)
         self._models = {name: deployment.model for name, deployment in served.items()}
+        gc.freeze()  # what is loaded lives as long as the worker: keep it out of the collector's scans (tail latency)
         self._report(version, outcomes)
 
     def _scorer(

@@ -10,6 +10,7 @@ environment's own packages win.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import subprocess
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers > 1:  # the others run the same command with one worker each, on the same port
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlops-metrics-"))
-        single = [a for a in (argv if argv is not None else sys.argv[1:])]
+        single = list(argv if argv is not None else sys.argv[1:])
         for _ in range(args.workers - 1):
             subprocess.Popen([sys.executable, "-m", "jupyter_mlops.deploy.serve", *single, "--workers", "1"])
     from jupyter_mlops.deploy.app import ScoringApp, Served, Table, run
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     service = ScoringApp()
     served = Served(args.name, str(args.model_dir), scorer, False, args.request_timeout_s, args.max_body_bytes, None)
     service.table = Table(1, {args.name: served}, [(args.name, 100.0)], None, os.environ.get(KEY_ENV) or None)
+    gc.freeze()  # the model and the app live as long as the process: keep them out of the collector's scans
     logging.getLogger("jupyter_mlops.serve").info("serving %s on %s:%d", args.model_dir, args.host, args.port)
     run(service.app(), args.host, args.port)
 
