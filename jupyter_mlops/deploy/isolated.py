@@ -11,6 +11,7 @@ end of ``sys.path``, copied from the running environment, so the environment's o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.deploy.processes import alive, stop_process_group
-from jupyter_mlops.exceptions import MlopsError
+from jupyter_mlops.exceptions import BackendUnavailable, MlopsError
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -210,7 +211,10 @@ def running(launch: Launch) -> bool:
     if launch.kind == "docker":
         from jupyter_mlops.deploy import docker
 
-        return bool(launch.container) and docker.container_running(launch.container or "")
+        try:
+            return bool(launch.container) and docker.container_running(launch.container or "")
+        except BackendUnavailable:  # no engine: nothing of it runs (a restart will say why it cannot start)
+            return False
     return alive(launch.pid)
 
 
@@ -219,7 +223,8 @@ def stop(launch: Launch) -> None:
         from jupyter_mlops.deploy import docker
 
         if launch.container:
-            docker.stop_container(launch.container)
+            with contextlib.suppress(BackendUnavailable):  # no engine: the container does not run either
+                docker.stop_container(launch.container)
         return
     stop_process_group(launch.pid)
 
