@@ -520,3 +520,12 @@ def _deployment_options(ws: Workspace, endpoint: str, deployment: str) -> str:
     with ws.store.session() as session:
         row = session.scalar(select(Deployment).where(Deployment.endpoint == endpoint, Deployment.name == deployment))
         return row.options
+
+
+def test_a_container_deployment_without_an_engine_counts_as_stopped(monkeypatch, tmp_path):
+    from jupyter_mlops.deploy import isolated
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    launch = isolated.Launch("docker", 1, "key", ["image"], str(tmp_path / "log"), container="0123abcd")
+    assert not isolated.running(launch)
+    isolated.stop(launch)  # nothing to stop, no error: the endpoint can still be deleted
