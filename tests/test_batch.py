@@ -59,6 +59,12 @@ def test_pyfunc_model_and_summary_only(ws, folder):
     assert result.rows == 160 and result.output is None
 
 
+def test_mini_batches_keep_every_worker_busy(ws, folder):
+    ws.batch.create("iris-spread", "iris:2")  # at most 10 files a mini-batch, 2 workers: 6 files in 2 of 3
+    result = ws.batch.invoke("iris-spread", folder, progress=False)
+    assert result.mini_batches == 2 and result.rows == 160
+
+
 def test_reinvoking_skips_finished_mini_batches(ws, folder):
     ws.batch.create("iris-resume", "iris:2", mini_batch_size=1)
     first = ws.batch.invoke("iris-resume", folder, progress=False)
@@ -130,3 +136,27 @@ def test_cli(ws, folder):
     assert cli("invoke", "iris-cli", str(folder))["rows"] == 160
     assert "iris-cli" in [b["name"] for b in cli("list")]
     cli("delete", "iris-cli")
+
+
+def test_a_proven_onnx_conversion_is_scored_unless_declined(tmp_path, folder):
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+
+    # Given a scikit-learn model and its ONNX conversion (version 2)
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    ws = Workspace(tmp_path / "ws")
+    ws.models.register(DecisionTreeClassifier(random_state=0).fit(X, y), "tree")
+    convert_to_onnx(ws, "tree:1", X)
+    # When batch endpoints on version 1 score the same files, one declining ONNX
+    ws.batch.create("converted", "tree:1")
+    ws.batch.create("original", "tree:1", onnx=False)
+    converted = ws.batch.invoke("converted", folder, progress=False)
+    original = ws.batch.invoke("original", folder, progress=False)
+    # Then the first scored the conversion, the second the original, with the same predictions
+    tags = {run.run_id: ws.client.get_run(run.run_id).data.tags for run in (converted, original)}
+    assert tags[converted.run_id]["mlops.model"] == "tree:2" and tags[original.run_id]["mlops.model"] == "tree:1"
+    assert tags[converted.run_id]["mlops.requested_model"] == "tree:1"
+    assert pd.read_csv(converted.output).equals(pd.read_csv(original.output))
+    assert ws.batch.get("original").onnx is False and ws.batch.get("converted").onnx is True

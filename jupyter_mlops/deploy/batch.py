@@ -1,11 +1,14 @@
 """Batch endpoints: score folders of CSV/Parquet files in mini-batches with worker processes, as Azure ML does.
 
-A mini-batch is ``mini_batch_size`` files. Each one is scored in a worker process (the model loads once per
+A mini-batch is at most ``mini_batch_size`` files, fewer when that keeps all ``max_concurrency`` workers busy (10
+files in 2 mini-batches of 5, not 1 of 10). Each one is scored in a worker process (the model loads once per
 process), retried up to ``retries`` times, then counted against ``error_threshold`` (-1: never abort). Finished
 mini-batches are written as parts in the invocation's folder, so re-invoking after a crash skips them.
 ``output_action="append_row"`` writes ``predictions.csv`` with the source file and row of each prediction;
 ``"summary_only"`` only counts. A scoring script's ``run(mini_batch)`` receives the file paths and returns rows
-(a DataFrame or a list). Each invocation is an MLflow run with its counts.
+(a DataFrame or a list). Each invocation is an MLflow run with its counts. Without a scoring script, a proven
+ONNX conversion of the model (``convert_to_onnx``) is scored in its place, as online endpoints do (``onnx=False``
+opts out).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class BatchEndpoint(Record):
     retries: int
     timeout: float
     created_at: datetime | None
+    onnx: bool = True  # score a proven ONNX conversion of the model when there is one
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class BatchEndpoints:
         error_threshold: int = -1,
         retries: int = 3,
         timeout: float = 30,
+        onnx: bool = True,
     ) -> BatchEndpoint:
         from sqlalchemy.exc import IntegrityError
 
@@ -100,6 +105,7 @@ class BatchEndpoints:
             "error_threshold": error_threshold,
             "retries": retries,
             "timeout": timeout,
+            "onnx": onnx,
         }
         try:
             with self.ws.store.session() as session:
@@ -153,8 +159,14 @@ class BatchEndpoints:
 
         endpoint = self.get(name)
         files = _input_files(Path(input))
-        model = self.ws.models.get(*_model_ref(endpoint.model))
-        batches = [files[i : i + endpoint.mini_batch_size] for i in range(0, len(files), endpoint.mini_batch_size)]
+        requested = self.ws.models.get(*_model_ref(endpoint.model))
+        model = requested
+        if endpoint.onnx and not endpoint.scoring_script:
+            from jupyter_mlops.deploy.onnx import converted_version
+
+            model = converted_version(self.ws, requested.name, requested.version) or requested
+        size = min(endpoint.mini_batch_size, -(-len(files) // endpoint.max_concurrency))  # no worker left idle
+        batches = [files[i : i + size] for i in range(0, len(files), size)]
         key = hashlib.sha256(
             json.dumps(
                 [f"{model.name}:{model.version}", [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]]
@@ -172,7 +184,8 @@ class BatchEndpoints:
             run_name=f"{name}-{key}",
             tags={
                 "mlops.batch_endpoint": name,
-                "mlops.model": f"{model.name}:{model.version}",
+                "mlops.model": f"{model.name}:{model.version}",  # the version scored
+                "mlops.requested_model": f"{requested.name}:{requested.version}",
                 "mlops.output": str(folder),
             },
         )
@@ -276,8 +289,10 @@ def _worker_init(model_dir: str, script: str | None) -> None:
     if "onnx" in flavors:
         import onnxruntime as ort
 
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # the workers are the parallelism: threads on top only contend for cores
         session = ort.InferenceSession(
-            str(Path(model_dir) / flavors["onnx"]["data"]), providers=["CPUExecutionProvider"]
+            str(Path(model_dir) / flavors["onnx"]["data"]), options, providers=["CPUExecutionProvider"]
         )
         _scorer = ("onnx", session)
     else:
