@@ -101,8 +101,10 @@ def drift(
         )
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(reference[c])]
     rows = []
+    tests = {}
     for column in columns:
         test, kind = _stattest(reference[column], current[column], column in numeric)
+        tests[column] = test
         outcome = test(reference[column].dropna(), current[column].dropna(), kind, column_threshold)
         rows.append(
             {
@@ -123,7 +125,7 @@ def drift(
         quality=quality(reference, current, columns),
         threshold=drift_share,
         rows={"reference": len(reference), "current": len(current)},
-        _report=lambda: _report(sample_ref, sample_cur, columns, numeric, drift_share, column_threshold),
+        _report=lambda: _report(sample_ref, sample_cur, tests, numeric, drift_share, column_threshold),
     )
 
 
@@ -151,13 +153,17 @@ def _sample(frame: Any, columns: list[str]) -> Any:
 
 
 def _report(
-    reference: Any, current: Any, columns: list[str], numeric: list[str], drift_share: float, threshold: float | None
+    reference: Any, current: Any, tests: dict[str, Any], numeric: list[str], drift_share: float, threshold: float | None
 ) -> Any:
+    """evidently's report with the column types and each column's test decided on all the rows, so that a sample
+    shows the same tests as the verdicts."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
+    columns = list(tests)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=[c for c in columns if c not in numeric])
-    return Report([DataDriftPreset(columns=columns, drift_share=drift_share, threshold=threshold)]).run(
+    preset = DataDriftPreset(columns=columns, drift_share=drift_share, threshold=threshold, per_column_method=tests)
+    return Report([preset]).run(
         current_data=Dataset.from_pandas(current, data_definition=definition),
         reference_data=Dataset.from_pandas(reference, data_definition=definition),
     )
