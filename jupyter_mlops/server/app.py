@@ -39,7 +39,7 @@ class MlopsContext:
             return
         with self._opening:
             if not self._opened:
-                _ = self.workspace.store, self.workspace.client
+                _ = self.workspace.store.engine, self.workspace.client  # the engine: migrated on first use
                 self._opened = True
 
 

@@ -151,6 +151,8 @@ class DeploymentOut(BaseModel):
     error: str | None
     created_at: str | None
     requested: str | None
+    runs_in: str = Field(default="router", description="router (the endpoint's workers), venv or docker")
+    environment: str | None = None
     live: LiveOut | None = None
 
 

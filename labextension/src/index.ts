@@ -86,6 +86,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           break;
         case 'report':
           models.monitors.select(target.monitor);
+          show(sidebar.monitorsSection);
           openReport(app, target.monitor, settings);
           break;
         case 'endpoint':

@@ -78,6 +78,9 @@ export class MlopsSidebar extends SidePanel {
       'events',
       react(React.createElement(EventsPanel, { model: models.events }))
     );
+    // Six open sections leave each too little height to use: these two open on demand (or from a notification)
+    this.collapse(this.pipelinesSection);
+    this.collapse(this.monitorsSection);
   }
 
   readonly jobs: Widget;
@@ -94,6 +97,13 @@ export class MlopsSidebar extends SidePanel {
     widget.addClass('jp-mlops-section');
     this.addWidget(widget);
     return widget;
+  }
+
+  collapse(widget: Widget): void {
+    const index = this.widgets.indexOf(widget);
+    if (index >= 0 && this.content instanceof AccordionPanel) {
+      this.content.collapse(index);
+    }
   }
 
   /** Expand one section (collapsing none of the others). */

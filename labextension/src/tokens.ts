@@ -113,6 +113,9 @@ export namespace Mlops {
     error: string | null;
     created_at: string | null;
     requested: string | null;
+    /** router (the endpoint's workers), venv (its environment's process) or docker */
+    runs_in?: string;
+    environment?: string | null;
     live?: Live | null;
   }
 

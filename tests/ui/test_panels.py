@@ -240,3 +240,39 @@ def _two_steps(folder: Path) -> Path:
     spec = folder / "pipeline.yaml"
     spec.write_text("name: nightly\nsteps:\n  prepare: {notebook: prepare.ipynb}\n  train: {notebook: train.ipynb}\n")
     return spec
+
+
+def test_a_cell_job_shows_its_source(page, ws):
+    # Given a job that ran a cell (no notebook)
+    with ws.job(experiment="adhoc", name="cell-job", source="x = 41\nprint(x + 1)\n", autolog=False):
+        pass
+    jobs = open_section(page, "Jobs")
+    refresh_all(page)
+    # When its code is asked for; Then a dialog shows the cell
+    jobs.locator(".jp-mlops-run", has_text="cell-job").get_by_role("button", name="code").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("pre.jp-mlops-code", has_text="print(x + 1)").wait_for()
+    page.screenshot(path=SCREENSHOTS / "jobs-cell-source.png")
+    dialog.get_by_role("button", name="Close").click()
+
+
+def test_a_failed_deployment_notifies_and_shows_the_endpoint(page, ws, endpoint, tmp_path):
+    from jupyter_mlops import MlopsError
+
+    page.click(SIDEBAR_TAB)
+    page.wait_for_selector("#jp-mlops-events .jp-mlops-dot-on", timeout=10_000)
+    # Given a registered version that is no model at all; When it is deployed, the deployment fails to load
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"not a model")
+    ws.models.register(weights, "broken")
+    with pytest.raises(MlopsError, match="failed to load"):
+        ws.endpoints.deploy(endpoint, "broken", "broken:1")
+    # Then a notification says so, and its button shows the endpoint with the failed deployment
+    toast = page.locator(".Toastify__toast", has_text=f"Deployment {endpoint}/broken of broken:1 failed")
+    toast.wait_for(timeout=20_000)
+    toast.get_by_role("button", name="Show endpoint").click()
+    card = page.locator(f'#jp-mlops-endpoints [data-endpoint="{endpoint}"].jp-mlops-selected')
+    card.wait_for()
+    card.locator('[data-deployment="broken"] .jp-mlops-deployment-error').wait_for()
+    page.wait_for_timeout(800)
+    page.screenshot(path=SCREENSHOTS / "deployment-failed.png")

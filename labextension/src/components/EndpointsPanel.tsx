@@ -193,6 +193,7 @@ function DeploymentRow(props: {
           title={d.requested && d.requested !== d.model ? `asked for ${d.requested}` : ''}
         >
           {d.model}
+          {d.runs_in && d.runs_in !== 'router' ? ` · ${d.runs_in}${d.environment ? ` ${d.environment}` : ''}` : ''}
         </span>
       </span>
       <PercentInput
