@@ -39,7 +39,7 @@ export async function openRunCode(app: JupyterFrontEnd, run: Mlops.Run, settings
     const body = new Widget({ node: document.createElement('pre') });
     body.addClass('jp-mlops-code');
     body.node.textContent = code.cell;
-    await showDialog({ title: `The cell run ${label} ran`, body, buttons: [Dialog.okButton({ label: 'Close' })] });
+    await showDialog({ title: `Cell run by ${label}`, body, buttons: [Dialog.okButton({ label: 'Close' })] });
   } else {
     Notification.info(`Run ${label} kept no notebook and no cell source.`, { autoClose: 5000 });
   }

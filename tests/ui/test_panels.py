@@ -274,5 +274,6 @@ def test_a_failed_deployment_notifies_and_shows_the_endpoint(page, ws, endpoint,
     card = page.locator(f'#jp-mlops-endpoints [data-endpoint="{endpoint}"].jp-mlops-selected')
     card.wait_for()
     card.locator('[data-deployment="broken"] .jp-mlops-deployment-error').wait_for()
-    page.wait_for_timeout(800)
+    open_section(page, "Endpoints")  # the card, with the room to read it
+    card.locator('[data-deployment="broken"]').scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "deployment-failed.png")

@@ -35,5 +35,11 @@ function describe(data: Record<string, unknown>, subject: string | null): string
   if (typeof data.run_id === 'string') {
     return `${data.name ?? data.run_id} (${data.experiment})`;
   }
+  if (typeof data.endpointName === 'string') {
+    return typeof data.deploymentName === 'string' ? `${data.endpointName}/${data.deploymentName}` : data.endpointName;
+  }
+  if (typeof data.dataDriftName === 'string') {
+    return `monitor ${data.dataDriftName}`;
+  }
   return subject ?? '';
 }
