@@ -231,7 +231,7 @@ def _shap_values(shap: Any, loaded: Any, predict: Any, data: Any) -> ShapValues:
 
         background = shap.maskers.Independent(data, max_samples=BACKGROUND_ROWS)
         explainer = shap.PermutationExplainer(output, background, seed=0)
-        explained = explainer(sample.to_numpy(), max_evals=max(500, 2 * data.shape[1] + 1), silent=True)
+        explained = explainer(sample.to_numpy(), max_evals=max(500, 2 * data.shape[1] + 1))  # a progress bar after 10 s
         kind = "permutation"
     values, base = np.asarray(explained.values), np.asarray(explained.base_values)
     if values.ndim == 3 and values.shape[-1] == 2:
