@@ -128,12 +128,12 @@ def audit(*, model: str) -> Any:
     return _audit(default_workspace(), model)
 
 
-def explain(model: str, data: Any, *, y: Any = None) -> Any:
+def explain(model: str, data: Any, *, y: Any = None, shap: bool | None = None) -> Any:
     """Which features the predictions of ``model`` (``NAME:VERSION``) depend on, stored with the version and drawn
-    inline."""
+    inline: permutation importance, and SHAP values when ``shap`` is installed (``shap=True`` requires them)."""
     from jupyter_mlops.explain import explain as _explain
 
-    return _explain(default_workspace(), model, data, y=y)
+    return _explain(default_workspace(), model, data, y=y, shap=shap)
 
 
 def lineage(entity: str, *, depth: int = 6) -> Any:

@@ -133,6 +133,7 @@ def test_cli(ws, folder):
         return json.loads(out.stdout)
 
     assert cli("create", "iris-cli", "iris:2", "--mini-batch-size", "3")["mini_batch_size"] == 3
+    assert cli("create", "iris-cli-model", "iris:1", "--no-onnx")["onnx"] is False
     assert cli("invoke", "iris-cli", str(folder))["rows"] == 160
     assert "iris-cli" in [b["name"] for b in cli("list")]
     cli("delete", "iris-cli")

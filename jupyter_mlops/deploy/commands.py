@@ -138,6 +138,7 @@ def batch_create(ws: Workspace, a: argparse.Namespace) -> Result:
         error_threshold=a.error_threshold,
         retries=a.retries,
         timeout=a.timeout,
+        onnx=not a.no_onnx,
     )
     return result(endpoint, f"Batch endpoint {a.name} scores with {endpoint.model}.")
 
@@ -174,6 +175,7 @@ def add_batch_commands(commands: Commands) -> None:
     p.add_argument("--error-threshold", type=int, default=-1, help="failed mini-batches tolerated (-1: all)")
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--timeout", type=float, default=30, help="seconds per file of a mini-batch")
+    p.add_argument("--no-onnx", action="store_true", help="score the model itself, not its ONNX conversion")
     p = commands.command(group, "invoke", batch_invoke, "score a file or a folder (resumes an interrupted run)")
     p.add_argument("name")
     p.add_argument("input")
