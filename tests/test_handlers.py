@@ -436,10 +436,7 @@ def _two_steps(folder: Path) -> Path:
         document = {"cells": cells, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5}
         (folder / f"{step}.ipynb").write_text(json.dumps(document))
     spec = folder / "pipeline.yaml"
-    spec.write_text(
-        "name: nightly\nsteps:\n  prepare: {notebook: prepare.ipynb}\n"
-        "  train: {notebook: train.ipynb}\n"
-    )
+    spec.write_text("name: nightly\nsteps:\n  prepare: {notebook: prepare.ipynb}\n  train: {notebook: train.ipynb}\n")
     return spec
 
 

@@ -2,7 +2,8 @@
 
 Every verb is ``@tornado.web.authenticated`` (token, and XSRF for cookie-authenticated changes). Blocking core
 calls run in the default thread pool. Errors: an ``MlopsError`` answers its ``http_status`` with
-``{"message", "error", "data"}``; a body or query that fails validation answers 400; never a 500 for bad input.
+``{"message", "error", "data"}``; a body or query that fails validation answers 400; an endpoint that fails on its
+own (a model that does not load, a router error) answers 502; never a 500 for bad input.
 """
 
 from __future__ import annotations
@@ -345,12 +346,8 @@ class EndpointLogsHandler(MlopsHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
         q = self.query(m.LogsQuery)
-
-        def read() -> str:
-            self.ws.endpoints.show(name)  # an unknown endpoint is a 404, not an empty log
-            return self.ws.endpoints.logs(name, q.deployment, lines=q.lines)
-
-        self.send(m.EndpointLogs(endpoint=name, deployment=q.deployment, text=await self.call(read)))
+        text = await self.call(self.ws.endpoints.logs, name, q.deployment, lines=q.lines)
+        self.send(m.EndpointLogs(endpoint=name, deployment=q.deployment, text=text))
 
 
 class EndpointDeploymentsHandler(MlopsHandler):

@@ -15,10 +15,9 @@ import { IModels, MlopsSidebar } from './sidebar';
 import { Mlops, PLUGIN_ID } from './tokens';
 
 const REFRESH_COMMAND = 'jupyter-mlops:refresh';
-const REPORT_COMMAND = 'jupyter-mlops:open-report';
 
 /** Show the notice of `event`, if it has one; its button calls `open` with its target. */
-export function notify(event: Mlops.CloudEvent, open: (target: Target) => void): void {
+function notify(event: Mlops.CloudEvent, open: (target: Target) => void): void {
   const notice = noticeFor(event);
   if (!notice) {
     return;
@@ -73,10 +72,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         models.monitors.refresh()
       ]);
     app.commands.addCommand(REFRESH_COMMAND, { label: 'MLOps: Refresh All Panels', execute: refresh });
-    app.commands.addCommand(REPORT_COMMAND, {
-      label: args => `MLOps: Open the Drift Report of ${args.monitor ?? 'a Monitor'}`,
-      execute: args => openReport(app, String(args.monitor), settings)
-    });
     palette?.addItem({ command: REFRESH_COMMAND, category: 'MLOps' });
 
     const open = (target: Target) => {

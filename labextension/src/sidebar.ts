@@ -20,8 +20,6 @@ import { MonitorsModel } from './monitors';
 import { PipelinesModel } from './pipelines';
 import { Mlops, SIDEBAR_ID } from './tokens';
 
-export { mlopsIcon };
-
 export interface IModels {
   runs: RunsModel;
   models: ModelsModel;
