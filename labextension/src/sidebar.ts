@@ -59,7 +59,9 @@ export class MlopsSidebar extends SidePanel {
     this.endpointsSection = this.addSection(
       'Endpoints',
       'endpoints',
-      react(React.createElement(EndpointsPanel, { model: models.endpoints }))
+      react(
+        React.createElement(EndpointsPanel, { model: models.endpoints, shown: () => this.endpointsSection.isVisible })
+      )
     );
     this.pipelinesSection = this.addSection(
       'Pipelines',

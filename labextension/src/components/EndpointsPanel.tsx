@@ -5,16 +5,18 @@ import { EndpointsModel, formatLatency, formatRate, POLL_MS } from '../endpoints
 import { Mlops } from '../tokens';
 import { useModel } from './hooks';
 
-export function EndpointsPanel(props: { model: EndpointsModel }): JSX.Element {
+/** `shown()` says whether a person can see the panel: the live figures are read only then. */
+export function EndpointsPanel(props: { model: EndpointsModel; shown: () => boolean }): JSX.Element {
   const model = useModel(props.model);
+  const { shown } = props;
   useEffect(() => {
     const timer = window.setInterval(() => {
-      if (!document.hidden && model.endpoints.length) {
+      if (!document.hidden && shown() && model.endpoints.length) {
         void model.refresh();
       }
     }, POLL_MS);
     return () => window.clearInterval(timer);
-  }, [model]);
+  }, [model, shown]);
   return (
     <div className="jp-mlops-panel jp-mlops-endpoints">
       <div className="jp-mlops-toolbar">
