@@ -3,8 +3,8 @@
 Run with ``.venv/bin/python bench/bench_endpoints.py`` (needs ``wrk``: ``apt-get install wrk``). Same model for
 everyone: a RandomForest (100 trees, depth 10, 20 features), single-row requests at concurrency 8.
 
-1. Throughput and p99: ours (two ONNX deployments, 90/10 split, two worker processes) vs ``mlflow models serve`` on the scikit-learn
-   version vs a bare one-worker Starlette + onnxruntime app.
+1. Throughput and p99: ours (two ONNX deployments, 90/10 split, two worker processes) vs ``mlflow models serve``
+   on the scikit-learn version vs a bare one-worker Starlette + onnxruntime app.
 2. Start to first successful ``/score``: ours (create + deploy + traffic) vs ``mlflow models serve``.
 3. ONNX vs scikit-learn in process, 1 row and 1,000 rows.
 """

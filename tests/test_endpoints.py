@@ -175,6 +175,12 @@ def test_mirroring_discards_the_mirrored_responses(ws, iris):
             metrics = response.read().decode()
         shadow = float(metrics.split('mlops_requests_total{deployment="shadow"} ')[1].split()[0])
         assert 10 <= shadow <= 50
+        # a refused change changes nothing; traffic and mirror set together move shadow from mirrored to live
+        with pytest.raises(InvalidInput, match="At most 50%"):
+            ws.endpoints.set_split("iris-mirror", traffic={"blue": 0, "shadow": 100}, mirror={"blue": 60})
+        assert (ep.info.traffic, ep.info.mirror) == ({"blue": 100}, {"shadow": 50})
+        info = ws.endpoints.set_split("iris-mirror", traffic={"blue": 50, "shadow": 50}, mirror={})
+        assert (info.traffic, info.mirror) == ({"blue": 50, "shadow": 50}, {})
     finally:
         ep.delete()
 

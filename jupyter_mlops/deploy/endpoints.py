@@ -317,33 +317,45 @@ class Endpoints:
 
     def set_traffic(self, endpoint: str, traffic: dict[str, int]) -> EndpointInfo:
         """Azure's rules: integer percentages over existing deployments summing to 0 or 100; not the mirror."""
-        info = self.show(endpoint)
-        names = {d.name for d in info.deployments}
-        clean = _percentages(traffic, names, "traffic")
-        total = sum(clean.values())
-        if total not in (0, 100):
-            raise InvalidInput(f"Traffic percentages must sum to 0 or 100, not {total}: {clean}.")
-        both = [n for n, p in clean.items() if p > 0 and info.mirror.get(n, 0) > 0]
-        if both:
-            raise InvalidInput(f"{both[0]} receives mirrored traffic: a deployment is either live or mirrored.")
-        self._update(endpoint, traffic=clean)
-        self.ws.events.emit(
-            "deployment.traffic_changed", f"endpoints/{endpoint}", {"endpointName": endpoint, "traffic": clean}
-        )
-        return self.show(endpoint)
+        return self.set_split(endpoint, traffic=traffic)
 
     def set_mirror(self, endpoint: str, mirror: dict[str, int]) -> EndpointInfo:
         """One mirror deployment at most, at most 50%, and not one that receives live traffic."""
+        return self.set_split(endpoint, mirror=mirror)
+
+    def set_split(
+        self, endpoint: str, *, traffic: dict[str, int] | None = None, mirror: dict[str, int] | None = None
+    ) -> EndpointInfo:
+        """Set traffic and/or mirror (None: unchanged) in one change: the rules are checked on the result, so a
+        deployment moves from the mirror to live traffic (or back) in one step, and a refusal changes nothing."""
         info = self.show(endpoint)
-        clean = {n: p for n, p in _percentages(mirror, {d.name for d in info.deployments}, "mirror").items() if p}
-        if len(clean) > 1:
-            raise InvalidInput(f"At most one deployment can be mirrored; got {sorted(clean)}.")
-        for name, percent in clean.items():
+        names = {d.name for d in info.deployments}
+        new_traffic = _percentages(traffic, names, "traffic") if traffic is not None else info.traffic
+        new_mirror = (
+            {n: p for n, p in _percentages(mirror, names, "mirror").items() if p} if mirror is not None else info.mirror
+        )
+        total = sum(new_traffic.values())
+        if total not in (0, 100):
+            raise InvalidInput(f"Traffic percentages must sum to 0 or 100, not {total}: {new_traffic}.")
+        mirrored = {n: p for n, p in new_mirror.items() if p > 0}
+        if len(mirrored) > 1:
+            raise InvalidInput(f"At most one deployment can be mirrored; got {sorted(mirrored)}.")
+        for name, percent in mirrored.items():
             if percent > 50:
                 raise InvalidInput(f"At most 50% of traffic can be mirrored; got {percent}% for {name}.")
-            if info.traffic.get(name, 0) > 0:
-                raise InvalidInput(f"{name} receives live traffic: a deployment is either live or mirrored.")
-        self._update(endpoint, mirror=clean)
+            if new_traffic.get(name, 0) > 0:
+                raise InvalidInput(
+                    f"{name} would get live traffic ({new_traffic[name]}%) and mirrored traffic ({percent}%): "
+                    "a deployment is either live or mirrored."
+                )
+        changes = {"traffic": new_traffic} if traffic is not None else {}
+        if mirror is not None:
+            changes["mirror"] = new_mirror
+        if changes:
+            self._update(endpoint, **changes)
+        if traffic is not None:
+            data = {"endpointName": endpoint, "traffic": new_traffic}
+            self.ws.events.emit("deployment.traffic_changed", f"endpoints/{endpoint}", data)
         return self.show(endpoint)
 
     # -- use ----------------------------------------------------------------------------------------------------

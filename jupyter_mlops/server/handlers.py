@@ -22,7 +22,6 @@ from pydantic import BaseModel, ValidationError
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from jupyter_mlops.deploy.split import set_split
 from jupyter_mlops.exceptions import InvalidInput, MlopsError
 from jupyter_mlops.server import models as m
 
@@ -326,7 +325,7 @@ class EndpointHandler(_EndpointHandler):
         req = self.body(m.UpdateEndpointRequest)
 
         def update() -> m.EndpointOut:
-            return self.endpoint_out(set_split(self.ws, name, traffic=req.traffic, mirror=req.mirror))
+            return self.endpoint_out(self.ws.endpoints.set_split(name, traffic=req.traffic, mirror=req.mirror))
 
         self.send(await self.call(update))
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from jupyter_mlops.deploy.live import LiveReader
-from jupyter_mlops.deploy.split import set_split
 from jupyter_mlops.exceptions import InvalidInput, MlopsError
 from jupyter_mlops.widgets.panels import _error_html
 from jupyter_mlops.workspace import default_workspace
@@ -107,7 +106,7 @@ class EndpointPanel(w.VBox):
         traffic = {n: box.value for n, box in self.traffic.items()}
         mirror = {n: box.value for n, box in self.mirror.items() if box.value}
         try:
-            set_split(self.ws, self.name, traffic=traffic, mirror=mirror)
+            self.ws.endpoints.set_split(self.name, traffic=traffic, mirror=mirror)
         except MlopsError as exc:
             self.error.value = _error_html(exc.message)
             return
