@@ -17,12 +17,12 @@ import queue
 import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.deploy.metrics import Metrics
 from jupyter_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jupyter_mlops.router")
 DEPLOYMENT_HEADER = "mlops-model-deployment"
 REQUEST_ID_HEADER = "mlops-request-id"  # given by the caller, or made here; labels arriving later refer to it
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set when an endpoint runs several workers
+YIELD_EVERY = 32  # collected lines built between two yields of the GIL
 
 
 @dataclass
@@ -114,8 +114,10 @@ class Collector:
             while not self._queue.empty():
                 items.append(self._queue.get_nowait())
             by_deployment: dict[str, list[str]] = {}
-            for deployment, item in items:
+            for index, (deployment, item) in enumerate(items):
                 by_deployment.setdefault(deployment, []).append(self._line(deployment, item))
+                if index % YIELD_EVERY == YIELD_EVERY - 1:
+                    time.sleep(0)  # hand the GIL back to the event loop: a burst must not delay requests
             for deployment, lines in by_deployment.items():
                 path = self._path(deployment)
                 with open(path, "a", encoding="utf-8") as handle:
@@ -168,7 +170,7 @@ class ScoringApp:
             body = await request.body()
             if len(body) > served.max_body_bytes:
                 return error(413, too_large, name)
-            request_id = (request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex)[:128]
+            request_id = (request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex())[:128]
             started = time.perf_counter()
             try:
                 if served.upstream is not None:
@@ -245,57 +247,9 @@ class ScoringApp:
                 output = served.scorer.score(body)
             self.metrics.observe(served.name, time.perf_counter() - started, error=False)
             if served.collect and self.collector is not None:
-                self.collector.add(served.name, body, json.dumps(output), "mirror-" + uuid.uuid4().hex)
+                self.collector.add(served.name, body, json.dumps(output), "mirror-" + os.urandom(16).hex())
         except Exception:
             self.metrics.observe(served.name, time.perf_counter() - started, error=True)
-
-
-class Metrics:
-    """Requests, errors and a latency histogram per deployment (Prometheus text format).
-
-    With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before the first import of prometheus_client)
-    every worker writes its own file and ``/metrics`` adds them up, whichever worker answers.
-    """
-
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-
-        self.registry = CollectorRegistry()
-        self.requests = Counter("mlops_requests", "Scored requests", ["deployment"], registry=self.registry)
-        self.errors = Counter("mlops_errors", "Failed requests", ["deployment"], registry=self.registry)
-        self.latency = Histogram(
-            "mlops_request_latency_seconds",
-            "Scoring latency",
-            ["deployment"],
-            registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-        )
-        self._children: dict[str, tuple[Any, Any, Any]] = {}
-
-    def observe(self, deployment: str, seconds: float, *, error: bool) -> None:
-        children = self._children.get(deployment)
-        if children is None:  # label lookups cost more than the increments: do them once per deployment
-            children = self._children[deployment] = (
-                self.requests.labels(deployment),
-                self.latency.labels(deployment),
-                self.errors.labels(deployment),
-            )
-        requests, latency, errors = children
-        requests.inc()
-        latency.observe(seconds)
-        if error:
-            errors.inc()
-
-    def render(self) -> str:
-        from prometheus_client import CollectorRegistry, generate_latest
-
-        if os.environ.get(MULTIPROCESS_ENV):
-            from prometheus_client.multiprocess import MultiProcessCollector
-
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)
-            return generate_latest(registry).decode()
-        return generate_latest(self.registry).decode()
 
 
 def listening_socket(host: str, port: int) -> Any:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.deploy import isolated
-from jupyter_mlops.deploy.app import MULTIPROCESS_ENV
+from jupyter_mlops.deploy.metrics import MULTIPROCESS_ENV
 from jupyter_mlops.deploy.processes import alive, free_port, stop_process_group
 from jupyter_mlops.events import envelope
 from jupyter_mlops.exceptions import BackendUnavailable, Conflict, InvalidInput, MlopsError, NotFound

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from jupyter_mlops.deploy.metrics import MULTIPROCESS_ENV
+
 KEY_ENV = "MLOPS_SERVE_KEY"
 
 
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.extend(args.extra_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers > 1:  # the others run the same command with one worker each, on the same port
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlops-metrics-"))
+        os.environ.setdefault(MULTIPROCESS_ENV, tempfile.mkdtemp(prefix="mlops-metrics-"))
         single = list(argv if argv is not None else sys.argv[1:])
         for _ in range(args.workers - 1):
             subprocess.Popen([sys.executable, "-m", "jupyter_mlops.deploy.serve", *single, "--workers", "1"])
