@@ -1,4 +1,5 @@
-"""JupyterLab extension benchmark: the two figures of issue 6, each printed next to its target.
+"""JupyterLab extension benchmark: start-up with and without the extension, and the Models panel over 1,000
+versions, each printed next to its target.
 
 1. JupyterLab start-up with the extension against without it (the same server, fresh Jupyter folders; without =
    the labextension disabled in page_config.json and the server extension disabled): time to ``/api/status`` 200,
