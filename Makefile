@@ -37,10 +37,10 @@ labextension: $(STAMP)
 	  cp labextension/install.json $(LABEXT_INSTALLED)/; \
 	fi
 
-# eslint + prettier and the vitest unit tests of the frontend.
 demo: venv
 	MLOPS_WORKSPACE=$(WORKSPACE) $(BIN)/python scripts/demo.py
 
+# eslint + prettier and the vitest unit tests of the frontend.
 labextension-test: labextension
 	$(JLPM) lint
 	$(JLPM) test

@@ -98,10 +98,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       notify(event, open);
     });
 
-    // Started, not awaited: JupyterLab's start-up never waits for the MLOps server.
-    void refresh();
-    void models.events.loadRecent();
-    models.events.connect();
+    // Started once JupyterLab has restored its layout, not awaited: its start-up never waits for the MLOps server,
+    // and the panels' first requests do not compete with its own.
+    void app.restored.then(() => {
+      void refresh();
+      void models.events.loadRecent();
+      models.events.connect();
+    });
   }
 };
 
