@@ -152,19 +152,28 @@ def docker_launch(
         host_ca=os.environ.get("MLOPS_DOCKER_HOST_CA", "") not in ("", "0"),
     )
     assert built.image is not None
-    return Launch("docker", port, secrets.token_urlsafe(24), [built.image, "--workers", str(workers)], str(log))
+    command = [built.image, "--workers", str(workers), *limit_arguments(options)]
+    return Launch("docker", port, secrets.token_urlsafe(24), command, str(log))
 
 
 def serve_arguments(model_dir: Path, scoring_script: str | None, name: str, options: dict[str, Any]) -> list[str]:
-    """The entrypoint's arguments shared by a virtualenv process and a container."""
+    """The entrypoint's arguments for a virtualenv process (an image has the model's in its ENTRYPOINT)."""
     arguments = ["--model-dir", str(model_dir), "--name", name]
     if scoring_script:
         arguments += ["--scoring-script", scoring_script]
     if not options.get("prefer_onnx", True):
         arguments.append("--no-onnx")
-    arguments += ["--request-timeout-s", str(options.get("request_timeout_s", 60.0))]
-    arguments += ["--max-body-bytes", str(options.get("max_body_bytes", 10 * 1024 * 1024))]
-    return arguments
+    return arguments + limit_arguments(options)
+
+
+def limit_arguments(options: dict[str, Any]) -> list[str]:
+    """The deployment's request timeout and body limit, for the entrypoint of a process or a container."""
+    return [
+        "--request-timeout-s",
+        str(options.get("request_timeout_s", 60.0)),
+        "--max-body-bytes",
+        str(options.get("max_body_bytes", 10 * 1024 * 1024)),
+    ]
 
 
 def start(ws: Workspace, launch: Launch) -> Launch:
