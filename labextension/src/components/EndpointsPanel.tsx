@@ -1,8 +1,8 @@
-import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React, { useEffect, useRef } from 'react';
 
 import { EndpointsModel, formatLatency, formatRate, POLL_MS } from '../endpoints';
 import { Mlops } from '../tokens';
+import { ErrorNote, RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
 
 /** `shown()` says whether a person can see the panel: the live figures are read only then. */
@@ -24,21 +24,10 @@ export function EndpointsPanel(props: { model: EndpointsModel; shown: () => bool
           {model.endpoints.length} endpoint{model.endpoints.length === 1 ? '' : 's'} · live figures every{' '}
           {POLL_MS / 1000} s
         </span>
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+        <RefreshButton onClick={() => void model.refresh()} />
       </div>
-      {model.error && (
-        <div className="jp-mlops-error" role="alert">
-          {model.error}
-        </div>
-      )}
-      {model.deployMessage && (
-        <div className={`jp-mlops-message jp-mlops-message-${model.deployMessage.kind}`} role="status">
-          <span>{model.deployMessage.text}</span>
-          <button className="jp-mlops-link" onClick={() => model.dismissDeployMessage()} aria-label="Dismiss">
-            ×
-          </button>
-        </div>
-      )}
+      <ErrorNote error={model.error} />
+      <StatusNote message={model.deployMessage} onDismiss={() => model.dismissDeployMessage()} />
       <div className="jp-mlops-list">
         {model.endpoints.map(endpoint => (
           <EndpointCard key={endpoint.name} endpoint={endpoint} model={model} />
@@ -131,11 +120,7 @@ function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }
           </div>
         )}
       </form>
-      {state.message && (
-        <div className={`jp-mlops-message jp-mlops-message-${state.message.kind}`} role="status">
-          <span>{state.message.text}</span>
-        </div>
-      )}
+      <StatusNote message={state.message} />
       <TestRequest endpoint={endpoint} model={model} />
       <div className="jp-mlops-logs">
         {state.logs === null ? (

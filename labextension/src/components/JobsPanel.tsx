@@ -1,9 +1,9 @@
 import { InputDialog } from '@jupyterlab/apputils';
-import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import { formatDuration, formatTime, keyMetrics, RunsModel } from '../model';
 import { Mlops } from '../tokens';
+import { ErrorNote, RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
 
 export function JobsPanel(props: { model: RunsModel; openCode: (run: Mlops.Run) => void }): JSX.Element {
@@ -24,21 +24,10 @@ export function JobsPanel(props: { model: RunsModel; openCode: (run: Mlops.Run) 
             </option>
           ))}
         </select>
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+        <RefreshButton onClick={() => void model.refresh()} />
       </div>
-      {model.error && (
-        <div className="jp-mlops-error" role="alert">
-          {model.error}
-        </div>
-      )}
-      {model.message && (
-        <div className={`jp-mlops-message jp-mlops-message-${model.message.kind}`} role="status">
-          <span>{model.message.text}</span>
-          <button className="jp-mlops-link" onClick={() => model.dismissMessage()} aria-label="Dismiss">
-            ×
-          </button>
-        </div>
-      )}
+      <ErrorNote error={model.error} />
+      <StatusNote message={model.message} onDismiss={() => model.dismissMessage()} />
       <div className="jp-mlops-list">
         {model.runs.map(run => (
           <div className="jp-mlops-row jp-mlops-run" key={run.run_id} data-status={run.status}>

@@ -1,9 +1,10 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { deleteIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
+import { deleteIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
 import { groupByName, ModelsModel } from '../model';
 import { Mlops } from '../tokens';
+import { RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
 
 const FILTER_HELP =
@@ -32,21 +33,14 @@ export function ModelsPanel(props: { model: ModelsModel; deploy: (version: Mlops
           value={filter}
           onChange={e => setFilter(e.target.value)}
         />
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+        <RefreshButton onClick={() => void model.refresh()} />
       </form>
       {model.filterError && (
         <div className="jp-mlops-error jp-mlops-filter-error" role="alert">
           {model.filterError}
         </div>
       )}
-      {model.message && (
-        <div className={`jp-mlops-message jp-mlops-message-${model.message.kind}`} role="status">
-          <span>{model.message.text}</span>
-          <button className="jp-mlops-link" onClick={() => model.dismissMessage()} aria-label="Dismiss">
-            ×
-          </button>
-        </div>
-      )}
+      <StatusNote message={model.message} onDismiss={() => model.dismissMessage()} />
       <div className="jp-mlops-summary">
         <span className="jp-mlops-grow">
           {model.loading

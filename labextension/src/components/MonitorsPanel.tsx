@@ -1,8 +1,8 @@
-import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import { formatTime } from '../model';
 import { describeResult, formatSchedule, MonitorsModel } from '../monitors';
+import { ErrorNote, RefreshButton } from './common';
 import { useModel } from './hooks';
 
 export function MonitorsPanel(props: { model: MonitorsModel; openReport: (monitor: string) => void }): JSX.Element {
@@ -13,13 +13,9 @@ export function MonitorsPanel(props: { model: MonitorsModel; openReport: (monito
         <span className="jp-mlops-grow jp-mlops-muted">
           {model.monitors.length} monitor{model.monitors.length === 1 ? '' : 's'}
         </span>
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+        <RefreshButton onClick={() => void model.refresh()} />
       </div>
-      {model.error && (
-        <div className="jp-mlops-error" role="alert">
-          {model.error}
-        </div>
-      )}
+      <ErrorNote error={model.error} />
       <div className="jp-mlops-list">
         {model.monitors.map(monitor => {
           const result = describeResult(monitor);

@@ -1,8 +1,8 @@
-import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import { formatDuration, formatTime } from '../model';
 import { orderedSteps, PipelinesModel } from '../pipelines';
+import { ErrorNote, RefreshButton } from './common';
 import { useModel } from './hooks';
 
 export function PipelinesPanel(props: { model: PipelinesModel }): JSX.Element {
@@ -13,13 +13,9 @@ export function PipelinesPanel(props: { model: PipelinesModel }): JSX.Element {
         <span className="jp-mlops-grow jp-mlops-muted">
           {model.pipelines.length} pipeline{model.pipelines.length === 1 ? '' : 's'}
         </span>
-        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+        <RefreshButton onClick={() => void model.refresh()} />
       </div>
-      {model.error && (
-        <div className="jp-mlops-error" role="alert">
-          {model.error}
-        </div>
-      )}
+      <ErrorNote error={model.error} />
       <div className="jp-mlops-list">
         {model.pipelines.map(pipeline => (
           <div className="jp-mlops-group" key={pipeline.name} data-pipeline={pipeline.name}>
