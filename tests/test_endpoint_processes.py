@@ -199,12 +199,18 @@ def _row(ws: Workspace, endpoint: str, deployment: str):
 
 
 def _wait_gone(pid: int) -> None:
-    """SIGKILL is delivered asynchronously: wait until the process (and its listening socket) is gone."""
-    from jupyter_mlops.deploy.processes import alive
-
+    """SIGKILL is delivered asynchronously, and a multi-threaded process shows as a zombie while its other threads
+    still hold its files: wait until no thread of it holds a file any more, so its listening socket is closed."""
     deadline = time.monotonic() + 10
-    while alive(pid) and time.monotonic() < deadline:
+    while _holds_files(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _holds_files(pid: int) -> bool:
+    try:
+        return any(any(task.joinpath("fd").iterdir()) for task in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process or one of its threads went away meanwhile
+        return Path(f"/proc/{pid}/task").exists()
 
 
 def _zombie(pid: int) -> bool:

@@ -155,8 +155,10 @@ def test_subscriber_down_then_up_loses_nothing(local_workspace: Workspace, tmp_p
     for _ in range(3):
         local_workspace.models.register(_model_file(tmp_path), "churn")
     local_workspace.events.deliver()
-    pending = local_workspace.events.deliveries("later", status="pending")
-    assert len(pending) == 3 and all(d.attempts >= 1 and d.last_error for d in pending)
+    # Then all three wait: the oldest is retried with back-off, the others queue behind it (order is kept)
+    oldest, *behind = reversed(local_workspace.events.deliveries("later", status="pending"))
+    assert oldest.attempts >= 1 and "Connection refused" in oldest.last_error
+    assert len(behind) == 2 and all(d.attempts == 0 for d in behind)
     # When it comes back and delivery runs again (as cron would, from another process)
     down.start()
     try:

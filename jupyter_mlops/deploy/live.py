@@ -107,16 +107,20 @@ class LiveReader:
 
     def __init__(self) -> None:
         self._previous: dict[str, tuple[float, Sample]] = {}
+        self.unavailable: dict[str, str] = {}  # endpoint -> why its last reading failed
 
     def read(self, info: EndpointInfo) -> dict[str, LiveStats]:
-        """Per deployment of ``info``; empty when the router does not answer (its status says why)."""
+        """Per deployment of ``info``; empty when the router does not answer (``unavailable`` says why)."""
         url = metrics_url(info)
         if url is None:
+            self.unavailable[info.name] = f"the endpoint is {info.status}"
             return {}
         try:
             sample = scrape(url)
-        except (OSError, ValueError):  # no answer (URLError is an OSError), or not Prometheus text
+        except (OSError, ValueError) as exc:  # no answer (URLError is an OSError), or not Prometheus text
+            self.unavailable[info.name] = f"{url} did not answer: {exc}"
             return {}
+        self.unavailable.pop(info.name, None)
         now = time.monotonic()
         before = self._previous.get(info.name)
         self._previous[info.name] = (now, sample)

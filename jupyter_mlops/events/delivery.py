@@ -3,6 +3,10 @@
 At least once: a delivery is claimed with a lease before sending, so a process that dies mid-way leaves it to
 be retried when the lease runs out; receivers deduplicate on the event id (the ``webhook-id`` header). Failures
 back off exponentially; after ``max_attempts`` the delivery is dead-lettered (``replay`` queues it again).
+
+In order, per subscription: only the oldest pending delivery of a subscription (its head) is retried while it
+fails, and the ones behind it wait, so a subscriber that comes back receives its events in the order they
+happened (and a subscriber that is down gets one attempt per back-off, not one per event).
 """
 
 from __future__ import annotations
@@ -94,9 +98,44 @@ class Deliverer:
                 claimed = self._claim()
                 if not claimed:
                     break
-                outcomes = [(delivery_id, self._send(sub, event)) for delivery_id, sub, event in claimed]
-                self._record(outcomes, {d: s for d, s, _ in claimed})
+                outcomes: list[tuple[int, str | None]] = []
+                held_back: list[int] = []
+                failed: set[int] = set()
+                for delivery_id, sub, event in claimed:
+                    if sub.id in failed:  # keep the order: what follows a failure waits for it
+                        held_back.append(delivery_id)
+                        continue
+                    error = self._send(sub, event)
+                    outcomes.append((delivery_id, error))
+                    if error is not None:
+                        failed.add(sub.id)
+                self._record(outcomes, held_back, {d: s for d, s, _ in claimed})
             return self._next_due()
+
+    def _heads(self, session: Any) -> Any:
+        """Each subscription's oldest pending delivery: (subscription id, next attempt, lease) rows."""
+        from sqlalchemy import and_, func, select
+
+        from jupyter_mlops.store.events import DeliveryRecord, SubscriptionRecord
+
+        head = (
+            select(DeliveryRecord.subscription_id, func.min(DeliveryRecord.event_seq).label("seq"))
+            .where(DeliveryRecord.status == "pending")
+            .group_by(DeliveryRecord.subscription_id)
+            .subquery()
+        )
+        query = (
+            select(DeliveryRecord.subscription_id, DeliveryRecord.next_attempt_at, DeliveryRecord.lease_until)
+            .join(
+                head,
+                and_(DeliveryRecord.subscription_id == head.c.subscription_id, DeliveryRecord.event_seq == head.c.seq),
+            )
+            .join(SubscriptionRecord, DeliveryRecord.subscription_id == SubscriptionRecord.id)
+            .where(SubscriptionRecord.active.is_(True))
+        )
+        callbacks = set(self.events.callbacks)  # only the process holding a callback can call it
+        query = query.where((SubscriptionRecord.kind != "callback") | SubscriptionRecord.target.in_(callbacks))
+        return session.execute(query).all()
 
     def _claim(self) -> list[tuple[int, SubscriptionRecord, Event]]:
         from sqlalchemy import or_, select, update
@@ -104,33 +143,33 @@ class Deliverer:
         from jupyter_mlops.store.events import DeliveryRecord, EventRecord, SubscriptionRecord
 
         now = _now()
-        local_callbacks = set(self.events.callbacks)
         with self.events.ws.store.session() as session:
+            ready = [
+                sub_id
+                for sub_id, due, lease in self._heads(session)
+                if _aware(due) <= now and (lease is None or _aware(lease) < now)
+            ]
+            if not ready:
+                return []
             rows = session.execute(
-                select(DeliveryRecord, SubscriptionRecord, EventRecord)
+                select(DeliveryRecord.id, SubscriptionRecord, EventRecord)
                 .join(SubscriptionRecord, DeliveryRecord.subscription_id == SubscriptionRecord.id)
                 .join(EventRecord, DeliveryRecord.event_seq == EventRecord.seq)
                 .where(
                     DeliveryRecord.status == "pending",
-                    DeliveryRecord.next_attempt_at <= now,
+                    DeliveryRecord.subscription_id.in_(ready),
                     or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now),
-                    SubscriptionRecord.active.is_(True),
                 )
                 .order_by(DeliveryRecord.event_seq)
                 .limit(BATCH)
             ).all()
-            candidates = [
-                (delivery.id, sub, event)
-                for delivery, sub, event in rows
-                if sub.kind != "callback" or sub.target in local_callbacks  # only the holder can call it
-            ]
-            if not candidates:
+            if not rows:
                 return []
             lease = now + LEASE
             session.execute(
                 update(DeliveryRecord)
                 .where(
-                    DeliveryRecord.id.in_([c[0] for c in candidates]),
+                    DeliveryRecord.id.in_([row[0] for row in rows]),
                     DeliveryRecord.status == "pending",
                     or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now),
                 )
@@ -141,14 +180,16 @@ class Deliverer:
             ours = set(
                 session.scalars(
                     select(DeliveryRecord.id).where(
-                        DeliveryRecord.id.in_([c[0] for c in candidates]), DeliveryRecord.lease_until == lease
+                        DeliveryRecord.id.in_([row[0] for row in rows]), DeliveryRecord.lease_until == lease
                     )
                 )
             )
-            claimed = [(d, sub, self.events.to_event(event)) for d, sub, event in candidates if d in ours]
+            claimed = [(d, sub, self.events.to_event(event)) for d, sub, event in rows if d in ours]
         return claimed
 
-    def _record(self, outcomes: list[tuple[int, str | None]], subs: dict[int, SubscriptionRecord]) -> None:
+    def _record(
+        self, outcomes: list[tuple[int, str | None]], held_back: list[int], subs: dict[int, SubscriptionRecord]
+    ) -> None:
         from sqlalchemy import update
 
         from jupyter_mlops.store.events import DeliveryRecord
@@ -161,6 +202,13 @@ class Deliverer:
                     update(DeliveryRecord)
                     .where(DeliveryRecord.id.in_(delivered))
                     .values(status="delivered", delivered_at=now, lease_until=None, last_error=None)
+                    .execution_options(synchronize_session=False)
+                )
+            if held_back:
+                session.execute(
+                    update(DeliveryRecord)
+                    .where(DeliveryRecord.id.in_(held_back))
+                    .values(lease_until=None)
                     .execution_options(synchronize_session=False)
                 )
             for delivery_id, error in outcomes:
@@ -177,20 +225,13 @@ class Deliverer:
                     record.next_attempt_at = now + backoff(record.attempts)
 
     def _next_due(self) -> datetime | None:
-        from sqlalchemy import func, select
-
-        from jupyter_mlops.store.events import DeliveryRecord, SubscriptionRecord
-
+        """When the earliest head can be tried: its next attempt, or the end of another process's lease on it."""
         with self.events.ws.store.session() as session:
-            query = (
-                select(func.min(DeliveryRecord.next_attempt_at))
-                .join(SubscriptionRecord, DeliveryRecord.subscription_id == SubscriptionRecord.id)
-                .where(DeliveryRecord.status == "pending", SubscriptionRecord.active.is_(True))
-            )
-            callbacks = set(self.events.callbacks)
-            query = query.where((SubscriptionRecord.kind != "callback") | SubscriptionRecord.target.in_(callbacks))
-            due = session.scalar(query)
-        return None if due is None else _aware(due)
+            moments = [
+                max(_aware(due), _aware(lease)) if lease is not None else _aware(due)
+                for _, due, lease in self._heads(session)
+            ]
+        return min(moments, default=None)
 
     # -- transports ---------------------------------------------------------------------------------------------
     def _send(self, sub: SubscriptionRecord, event: Event) -> str | None:

@@ -91,6 +91,8 @@ class EndpointPanel(w.VBox):
             f"<code>{html.escape(info.scoring_uri or '')}</code>"
         )
         self.table.value = self._table(info, self.live.read(info))
+        if info.name in self.live.unavailable:
+            self.table.value += f"<i>No live figures: {html.escape(self.live.unavailable[info.name])}</i>"
         names = [d.name for d in info.deployments]
         if names != list(self.traffic):
             self.traffic = {n: w.BoundedIntText(min=0, max=100, description=n) for n in names}
