@@ -128,6 +128,106 @@ def test_a_traffic_switch_reaches_every_worker_before_it_returns(ws, iris):
         ep.delete()
 
 
+def test_no_worker_runs_without_a_record(ws, iris):
+    import subprocess
+
+    from sqlalchemy import update
+
+    from jupyter_mlops.store.endpoints import EndpointWorker
+
+    ep = ws.endpoints.create("owned", auth="none")
+    try:
+        ep.deploy("blue", "iris:2")
+        ep.set_traffic({"blue": 100})
+        [worker] = ws.endpoints._workers("owned")
+        # Given the control plane died after starting a worker and before writing its pid
+        with ws.store.session() as session:
+            session.execute(update(EndpointWorker).where(EndpointWorker.endpoint == "owned").values(pid=None))
+        # Then the worker writes its own pid into its record at its next read of the store
+        deadline = time.monotonic() + 10
+        while ws.endpoints._workers("owned")[0].pid is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ws.endpoints._workers("owned")[0].pid == worker.pid
+        # Given a second worker for the same slot that the store does not record (a restart raced a crash)
+        record = ws.endpoints._record("owned")
+        command = [sys.executable, "-m", "jupyter_mlops.deploy.router", "--endpoint", "owned", "--slot", "0"]
+        command += ["--workspace", str(ws.root), "--metadata-uri", ws.metadata_uri, "--port", str(record.port)]
+        stray = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Then it stops by itself, and the recorded worker goes on serving
+        assert stray.wait(timeout=30) == 0, stray.stderr.read().decode()
+        assert "has no record of this process" in stray.stderr.read().decode()
+        assert ep.invoke({"inputs": iris[1][:1].tolist()}) == {"predictions": [0]}
+        assert [w.pid for w in ws.endpoints._workers("owned")] == [worker.pid]
+    finally:
+        ep.delete()
+
+
+START_THEN = """
+import json, os, signal, sys, threading, time
+from sqlalchemy import select
+from jupyter_mlops import Workspace
+from jupyter_mlops.store.endpoints import DeploymentLaunch
+
+ws = Workspace(sys.argv[1])
+
+
+def then():  # as soon as the deployment process runs (and before it is ready)
+    while True:
+        with ws.store.session() as session:
+            entry = session.scalars(select(DeploymentLaunch)).first()
+        if entry is not None and json.loads(entry.launch)["pid"]:
+            print(json.loads(entry.launch)["pid"], flush=True)
+            if sys.argv[2] == "die":
+                os._exit(3)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        time.sleep(0.01)
+
+
+threading.Thread(target=then, daemon=True).start()
+try:
+    ws.endpoints.deploy("starting", "green", "iris:2", environment="serving")
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_a_deployment_process_is_never_left_running_unrecorded(ws):
+    import subprocess
+
+    from sqlalchemy import select, update
+
+    from jupyter_mlops.store.endpoints import DeploymentLaunch
+
+    def launches() -> list[DeploymentLaunch]:
+        with ws.store.session() as session:
+            return list(session.scalars(select(DeploymentLaunch)).all())
+
+    ws.endpoints.create("starting", auth="none")
+    try:
+        # When the user interrupts a deployment while its process starts, that process is stopped
+        run = subprocess.run([sys.executable, "-c", START_THEN, str(ws.root), "interrupt"], capture_output=True)
+        pid, said = run.stdout.decode().split()
+        assert said == "interrupted", run.stderr.decode()
+        assert not launches() and not Path(f"/proc/{pid}").exists()
+        # When the deploying process dies while the deployment process starts, the launch stays recorded
+        run = subprocess.run([sys.executable, "-c", START_THEN, str(ws.root), "die"], capture_output=True)
+        assert run.returncode == 3, run.stderr.decode()
+        pid = int(run.stdout.decode())
+        [entry] = launches()
+        assert entry.deployment == "green" and json.loads(entry.launch)["pid"] == pid
+        # and once a start would have timed out, reconciliation stops what was never recorded
+        with ws.store.session() as session:
+            session.execute(update(DeploymentLaunch).values(started_at=entry.started_at.replace(year=2000)))
+        info = ws.endpoints.show("starting")
+        assert info.note == "a process of deployment green was started but never recorded: stopped"
+        assert not launches() and not info.deployments
+        _wait_gone(pid)
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    finally:
+        ws.endpoints.delete("starting")
+
+
 def test_bad_instances_are_refused(ws):
     with pytest.raises(InvalidInput, match="instances is a number of worker processes"):
         ws.endpoints.create("bad", instances=0)

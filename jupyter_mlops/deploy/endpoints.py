@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 ACTIVE = ("creating", "updating", "active")
 START_TIMEOUT_S = 60.0
 APPLY_TIMEOUT_S = 120.0
+UNRECORDED_AFTER_S = isolated.READY_TIMEOUT_S + 60  # a launch record older than a start can take: its starter died
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -190,6 +191,7 @@ class Endpoints:
             launch = _launch(row)
             if launch is not None and row.status != "deleted":
                 isolated.stop(launch)
+        self._stop_unrecorded(name, older_than_s=0)
         with self.ws.store.session() as session:
             session.execute(update(Deployment).where(Deployment.endpoint == name).values(status="deleted"))
             session.execute(delete(EndpointWorker).where(EndpointWorker.endpoint == name))
@@ -239,8 +241,9 @@ class Endpoints:
         ``envs/NAME.yaml`` spec: run in that virtualenv) or ``target="docker"`` (run as a container): then it is a
         process of its own that the workers forward to. ``instances`` is the number of worker processes serving it
         (in the endpoint's workers: the endpoint runs at least that many)."""
-        from sqlalchemy import select
+        from sqlalchemy import delete, select
 
+        from jupyter_mlops.store.endpoints import DeploymentLaunch
         from jupyter_mlops.store.schema import Deployment
 
         if not _NAME.match(deployment):
@@ -275,10 +278,12 @@ class Endpoints:
             "max_body_bytes": max_body_bytes,
             "instances": instances,
         }
-        launch = None
+        launch, launched = None, None
         if built is not None or target == "docker":
             options["environment"] = f"{built.name}:{built.short_version}" if built else None
-            launch = self._launch_isolated(endpoint, deployment, record, script, built, target, instances, options)
+            launch, launched = self._launch_isolated(
+                endpoint, deployment, record, script, built, target, instances, options
+            )
             options["upstream"] = {"url": launch.url, "key": launch.key}
             options["process"] = launch.to_options()
         with self.ws.store.session() as session:
@@ -293,6 +298,8 @@ class Endpoints:
             row.model_name, row.model_version, row.model_uri = record.name, record.version, record.source
             row.scoring_script, row.options, row.error = script, json.dumps(options), None
             row.status = "updating" if replacing else "creating"
+            if launched is not None:  # the deployment records its process from now on
+                session.execute(delete(DeploymentLaunch).where(DeploymentLaunch.id == launched))
         if launch is None:
             self._scale(endpoint, max(instances, self._record(endpoint).instances))
         self._apply(endpoint)
@@ -538,8 +545,9 @@ class Endpoints:
         target: str,
         instances: int,
         options: dict[str, Any],
-    ) -> isolated.Launch:
-        """Start the deployment's own process (its environment's venv, or a container) and wait until it serves."""
+    ) -> tuple[isolated.Launch, int]:
+        """Start the deployment's own process (its environment's venv, or a container) and wait until it serves;
+        returns it with the launch record the caller deletes when it records the process."""
         from jupyter_mlops.deploy.router import deployment_log_path
 
         log = deployment_log_path(self.ws, endpoint, deployment)
@@ -576,7 +584,50 @@ class Endpoints:
                 workers=instances,
                 options=options,
             )
-        return isolated.start(self.ws, launch)
+        return self._start_recorded(endpoint, deployment, launch)
+
+    def _start_recorded(self, endpoint: str, deployment: str, launch: isolated.Launch) -> tuple[isolated.Launch, int]:
+        """``isolated.start`` under a launch record written before the process starts: if this process dies before
+        the deployment records it, the next reconciliation finds the record and stops what it started."""
+        from sqlalchemy import delete, update
+
+        from jupyter_mlops.store.endpoints import DeploymentLaunch
+
+        with self.ws.store.session() as session:
+            entry = DeploymentLaunch(endpoint=endpoint, deployment=deployment, launch=json.dumps(launch.to_options()))
+            session.add(entry)
+            session.flush()
+            launched = entry.id
+
+        def record(started: isolated.Launch) -> None:
+            with self.ws.store.session() as session:
+                values = {"launch": json.dumps(started.to_options())}
+                session.execute(update(DeploymentLaunch).where(DeploymentLaunch.id == launched).values(**values))
+
+        try:
+            return isolated.start(self.ws, launch, on_spawn=record), launched
+        except BaseException:  # start() stopped it
+            with self.ws.store.session() as session:
+                session.execute(delete(DeploymentLaunch).where(DeploymentLaunch.id == launched))
+            raise
+
+    def _stop_unrecorded(self, endpoint: str, *, older_than_s: float) -> list[str]:
+        """Stop deployment processes that were started but never recorded (their starter died meanwhile)."""
+        from datetime import timedelta
+
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.endpoints import DeploymentLaunch
+        from jupyter_mlops.store.schema import as_utc, utcnow
+
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        with self.ws.store.session() as session:
+            entries = session.scalars(select(DeploymentLaunch).where(DeploymentLaunch.endpoint == endpoint)).all()
+            stale = [e for e in entries if as_utc(e.started_at) <= cutoff]
+            for entry in stale:
+                isolated.stop(isolated.Launch(**json.loads(entry.launch)))
+                session.delete(entry)
+        return [f"a process of deployment {e.deployment} was started but never recorded: stopped" for e in stale]
 
     def _reconcile(self, record: EndpointRecord) -> EndpointRecord:
         """Workers and deployment processes that should run but do not are reported and restarted."""
@@ -605,21 +656,22 @@ class Endpoints:
         return record
 
     def _reconcile_deployments(self, endpoint: str) -> list[str]:
-        from sqlalchemy import select
+        from sqlalchemy import delete, select
 
+        from jupyter_mlops.store.endpoints import DeploymentLaunch
         from jupyter_mlops.store.schema import Deployment
 
         with self.ws.store.session() as session:
             rows = session.scalars(
                 select(Deployment).where(Deployment.endpoint == endpoint, Deployment.status.in_(ACTIVE))
             ).all()
-        notes = []
+        notes = self._stop_unrecorded(endpoint, older_than_s=UNRECORDED_AFTER_S)
         for row in rows:
             launch = _launch(row)
             if launch is None or isolated.running(launch):
                 continue
-            try:
-                restarted = isolated.start(self.ws, launch)  # same port and key: the workers need no change
+            try:  # same port and key: the workers need no change
+                restarted, launched = self._start_recorded(endpoint, row.name, launch)
             except MlopsError as exc:
                 notes.append(f"deployment {row.name} stopped and could not be restarted: {exc}")
                 continue
@@ -628,6 +680,7 @@ class Endpoints:
                 options = json.loads(stored.options or "{}")
                 options["process"] = restarted.to_options()
                 stored.options = json.dumps(options)
+                session.execute(delete(DeploymentLaunch).where(DeploymentLaunch.id == launched))
             notes.append(f"deployment {row.name} had stopped and was restarted")
         return notes
 

@@ -29,6 +29,8 @@ from jupyter_mlops.deploy.processes import alive, stop_process_group
 from jupyter_mlops.exceptions import BackendUnavailable, MlopsError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jupyter_mlops.workspace import Workspace
 
 SERVING_DISTRIBUTIONS = (
@@ -176,8 +178,9 @@ def limit_arguments(options: dict[str, Any]) -> list[str]:
     ]
 
 
-def start(ws: Workspace, launch: Launch) -> Launch:
-    """Start the process (or container) and wait until it answers ``/ready``; stopped again on failure."""
+def start(ws: Workspace, launch: Launch, on_spawn: Callable[[Launch], None] | None = None) -> Launch:
+    """Start the process (or container) and wait until it answers ``/ready``; stopped again on failure or
+    interruption. ``on_spawn`` gets it as soon as it runs, before the wait, to record it."""
     from dataclasses import replace
 
     from jupyter_mlops.deploy.serve import KEY_ENV
@@ -202,18 +205,33 @@ def start(ws: Workspace, launch: Launch) -> Launch:
 
         image, *arguments = launch.command
         container = docker.run_container(
-            image, name=f"mlops-{launch.port}", port=launch.port, env={KEY_ENV: launch.key}, arguments=arguments
+            image, name=container_name(launch), port=launch.port, env={KEY_ENV: launch.key}, arguments=arguments
         )
         started = replace(launch, container=container)
+    try:
+        if on_spawn is not None:
+            on_spawn(started)
+        _wait_ready(started)
+    except BaseException:  # a failure, a timeout or a KeyboardInterrupt: nothing is left running
+        stop(started)
+        raise
+    return started
+
+
+def _wait_ready(started: Launch) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not running(started):
             raise MlopsError(f"The deployment process exited at start:\n{tail(started)}")
         if _ready(started):
-            return started
+            return
         time.sleep(0.1)
-    stop(started)
     raise MlopsError(f"The deployment process did not become ready within {READY_TIMEOUT_S:.0f} s:\n{tail(started)}")
+
+
+def container_name(launch: Launch) -> str:
+    """Known before the container runs, so a launch recorded before it starts can still stop it."""
+    return f"mlops-{launch.port}"
 
 
 def running(launch: Launch) -> bool:
@@ -231,9 +249,8 @@ def stop(launch: Launch) -> None:
     if launch.kind == "docker":
         from jupyter_mlops.deploy import docker
 
-        if launch.container:
-            with contextlib.suppress(BackendUnavailable):  # no engine: the container does not run either
-                docker.stop_container(launch.container)
+        with contextlib.suppress(BackendUnavailable):  # no engine: the container does not run either
+            docker.stop_container(launch.container or container_name(launch))
         return
     stop_process_group(launch.pid)
 

@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -55,6 +57,12 @@ class Router(ScoringApp):
         from jupyter_mlops.store.schema import Deployment
 
         with self.ws.store.session() as session:
+            if not self._owns_slot(session):
+                log.warning(
+                    "worker %d of %s has no record of this process any more: stopping", self.slot, self.endpoint
+                )
+                os.kill(os.getpid(), signal.SIGTERM)  # uvicorn finishes the requests in flight, then exits
+                return
             record = session.scalar(select(EndpointRecord).where(EndpointRecord.name == self.endpoint))
             if record is None or record.config_version == self.table.version:
                 return
@@ -96,6 +104,21 @@ class Router(ScoringApp):
         self._models = {name: deployment.model for name, deployment in served.items()}
         gc.freeze()  # what is loaded lives as long as the worker: keep it out of the collector's scans (tail latency)
         self._report(version, outcomes)
+
+    def _owns_slot(self, session: Any) -> bool:
+        """Whether the store records this process as its slot's worker; claims a slot recorded without a process
+        (the control plane died between starting it and writing its pid), so no worker ever runs unrecorded."""
+        from sqlalchemy import select, update
+
+        from jupyter_mlops.store.endpoints import EndpointWorker
+
+        where = (EndpointWorker.endpoint == self.endpoint, EndpointWorker.slot == self.slot)
+        row = session.execute(select(EndpointWorker.pid).where(*where)).first()
+        if row is not None and row.pid is None:  # read first: an UPDATE would lock SQLite on every poll
+            claim = update(EndpointWorker).where(*where, EndpointWorker.pid.is_(None)).values(pid=os.getpid())
+            session.execute(claim)
+            row = session.execute(select(EndpointWorker.pid).where(*where)).first()
+        return row is not None and row.pid == os.getpid()
 
     def _scorer(
         self, model: str, version: int, source: str | None, script: str | None, options: dict[str, Any]
@@ -163,12 +186,12 @@ class Router(ScoringApp):
     def follow(self) -> None:
         """Re-read the configuration when the control plane signals a change (a file replaced on every change:
         a stat costs microseconds where a store query holds the GIL for milliseconds), and every few seconds."""
-        signal = config_signal_path(self.ws, self.endpoint)
+        signal_file = config_signal_path(self.ws, self.endpoint)
         seen: tuple[int, int] | None = None
         last_read = time.monotonic()
         while True:
             try:
-                stat = signal.stat()
+                stat = signal_file.stat()
                 stamp: tuple[int, int] | None = (stat.st_ino, stat.st_mtime_ns)
             except FileNotFoundError:
                 stamp = None
@@ -213,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ws = Workspace(args.workspace, tracking_uri=args.tracking_uri, metadata_uri=args.metadata_uri)
     router = Router(ws, args.endpoint, args.slot)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # until uvicorn installs its own graceful handler
     router.refresh()
     threading.Thread(target=router.follow, name="mlops-router-config", daemon=True).start()
     run(router.app(), args.host, args.port)

@@ -317,14 +317,14 @@ class Events:
     # -- helpers ------------------------------------------------------------------------------------------------
     @staticmethod
     def to_event(record: EventRecord) -> Event:
-        from jupyter_mlops.events.delivery import _aware
+        from jupyter_mlops.store.schema import as_utc
 
         return Event(
             id=record.id,
             source=record.source,
             type=record.type,
             subject=record.subject,
-            time=_aware(record.time),
+            time=as_utc(record.time),
             data=json.loads(record.data),
             seq=record.seq,
         )

@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.events.envelope import Event, structured_http
+from jupyter_mlops.store.schema import as_utc
 
 if TYPE_CHECKING:
     from jupyter_mlops.events import Events
@@ -42,11 +43,6 @@ def backoff(attempts: int) -> timedelta:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back: they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class Deliverer:
@@ -147,7 +143,7 @@ class Deliverer:
             ready = [
                 sub_id
                 for sub_id, due, lease in self._heads(session)
-                if _aware(due) <= now and (lease is None or _aware(lease) < now)
+                if as_utc(due) <= now and (lease is None or as_utc(lease) < now)
             ]
             if not ready:
                 return []
@@ -228,7 +224,7 @@ class Deliverer:
         """When the earliest head can be tried: its next attempt, or the end of another process's lease on it."""
         with self.events.ws.store.session() as session:
             moments = [
-                max(_aware(due), _aware(lease)) if lease is not None else _aware(due)
+                max(as_utc(due), as_utc(lease)) if lease is not None else as_utc(due)
                 for _, due, lease in self._heads(session)
             ]
         return min(moments, default=None)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
 from jupyter_mlops.records import Record
+from jupyter_mlops.store.schema import as_utc
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -152,7 +153,7 @@ class Monitors:
         from jupyter_mlops.store.monitors import MonitorRecord
 
         record = self._record(name)
-        start, end = _aware(record.window_end), now or _now()
+        start, end = as_utc(record.window_end), now or _now()
         if end <= start:
             return None  # that window has been checked already
         with self.ws.store.session() as session:
@@ -202,7 +203,7 @@ class Monitors:
     def run_due(self, *, now: datetime | None = None) -> list[MonitorRun]:
         """Run every monitor whose schedule has come (for cron, CI, or the server extension's scheduler)."""
         moment = now or _now()
-        due = [m for m in self.list() if _aware(m.window_end) + timedelta(seconds=m.schedule_s) <= moment]
+        due = [m for m in self.list() if as_utc(m.window_end) + timedelta(seconds=m.schedule_s) <= moment]
         return [r for m in due if (r := self.run(m.name, now=moment)) is not None]
 
     # -- internals ----------------------------------------------------------------------------------------------
@@ -375,7 +376,7 @@ def _monitor(record: Any) -> Monitor:
         features=json.loads(record.features),
         schedule_s=record.schedule_s,
         thresholds=json.loads(record.thresholds),
-        window_end=_aware(record.window_end),
+        window_end=as_utc(record.window_end),
         last_run_id=record.last_run_id,
         last_result=json.loads(record.last_result) if record.last_result else None,
         created_at=record.created_at,
@@ -384,7 +385,3 @@ def _monitor(record: Any) -> Monitor:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

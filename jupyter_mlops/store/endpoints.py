@@ -39,6 +39,19 @@ class EndpointWorker(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
+class DeploymentLaunch(Base):
+    """A deployment process being started, kept until the deployment records it (or it is stopped): a control
+    plane that dies in between leaves this row, and the next reconciliation stops the process."""
+
+    __tablename__ = "mlops_deployment_launches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    deployment: Mapped[str] = mapped_column(String(255), nullable=False)
+    launch: Mapped[str] = mapped_column(Text, nullable=False)  # JSON of isolated.Launch
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 class BatchEndpointRecord(Base):
     """A batch endpoint: the model (``name:version`` or ``name@alias``, resolved per invocation) and its options."""
 
