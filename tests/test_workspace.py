@@ -81,6 +81,24 @@ def test_metadata_store_is_migrated_to_head(local_workspace: Workspace):
     assert local_workspace.store.current_revision() == MetadataStore.head_revision()
 
 
+def test_the_migrations_build_what_the_models_describe(local_workspace: Workspace):
+    import importlib
+    import pkgutil
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import jupyter_mlops.store
+    from jupyter_mlops.store.schema import Base
+
+    for module in pkgutil.iter_modules(jupyter_mlops.store.__path__):
+        importlib.import_module(f"jupyter_mlops.store.{module.name}")
+    with local_workspace.store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    # alembic's own version table is the only thing the models do not describe
+    assert [d for d in differences if not (d[0] == "remove_table" and d[1].name == "mlops_alembic_version")] == []
+
+
 def test_metadata_store_on_postgres(shared_store, tmp_path):
     _, metadata_uri = shared_store
     store = MetadataStore(metadata_uri)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jupyter_mlops.store.schema import Base, utcnow
@@ -30,6 +30,7 @@ class DatasetRecord(Base):
 
 class DatasetUsageRecord(Base):
     __tablename__ = "mlops_dataset_usage"
+    __table_args__ = (Index("ix_mlops_dataset_usage_name", "name", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
