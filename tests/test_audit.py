@@ -7,12 +7,12 @@ import io
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 from jupyter_mlops import Workspace
 from jupyter_mlops.audit import audit, to_csv
+from tests.waiting import eventually
 
 
 def test_who_why_where_deployed_and_how_used(local_workspace: Workspace, tmp_path):
@@ -34,7 +34,8 @@ def test_who_why_where_deployed_and_how_used(local_workspace: Workspace, tmp_pat
         ep.set_traffic({"blue": 100})
         for _ in range(3):
             ep.invoke({"inputs": X[:1].tolist()})
-        time.sleep(0.6)  # the collector writes in batches
+        # the collector writes in batches
+        eventually(lambda: next(a for a in audit(ws, "audited") if a.version == 2).requests == 3)
         entries = {a.version: a for a in audit(ws, "audited")}
     finally:
         ep.delete()

@@ -21,6 +21,7 @@ import pytest
 
 from jupyter_mlops import InvalidInput, Workspace
 from jupyter_mlops.environments import Environments
+from tests.waiting import eventually, wait_gone, zombie
 
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -75,16 +76,19 @@ def test_instances_are_worker_processes_sharing_the_port(ws, iris):
         body = {"inputs": iris[1][:1].tolist()}
         for _ in range(60):
             assert ep.invoke(body) == {"predictions": [0]}
-        time.sleep(0.6)
         # Then both workers answered (each collects into its own file), and /metrics counts all of them
-        collected = list((ws.root / "collected" / "workers" / "blue").glob("*.jsonl"))
-        assert {int(path.name.split(".")[1]) for path in collected} == {w.pid for w in workers}
-        assert requests_of(metrics(ep), "blue") == 60
+        folder = ws.root / "collected" / "workers" / "blue"
+
+        def collectors() -> set[int]:
+            return {int(path.name.split(".")[1]) for path in folder.glob("*.jsonl")}
+
+        eventually(lambda: collectors() == {w.pid for w in workers})
+        assert collectors() == {w.pid for w in workers}
+        assert eventually(lambda: requests_of(metrics(ep), "blue") == 60)
         # When one worker dies, the endpoint keeps serving, and listing reports and restarts it
         os.kill(workers[1].pid, signal.SIGKILL)
-        _wait_gone(workers[1].pid)
+        wait_gone(workers[1].pid)
         assert ep.invoke(body) == {"predictions": [0]}
-        time.sleep(0.2)
         [info] = [e for e in ws.endpoints.list() if e.name == "workers"]
         assert info.note == "worker 1 had crashed and was restarted" and info.status == "running"
         assert len({w.pid for w in ws.endpoints._workers("workers")} - {w.pid for w in workers}) == 1
@@ -222,8 +226,8 @@ def test_a_deployment_process_is_never_left_running_unrecorded(ws):
         info = ws.endpoints.show("starting")
         assert info.note == "a process of deployment green was started but never recorded: stopped"
         assert not launches() and not info.deployments
-        _wait_gone(pid)
-        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+        wait_gone(pid)
+        assert not Path(f"/proc/{pid}").exists() or zombie(pid)
     finally:
         ws.endpoints.delete("starting")
 
@@ -260,7 +264,7 @@ def test_a_deployment_with_its_own_environment_runs_in_its_virtualenv(ws, iris, 
         assert "serving" in ep.logs("green") and "green" not in ep.logs("blue").replace("blue", "")
         # When its process dies, listing restarts it on the same port
         os.killpg(launch["pid"], signal.SIGKILL)
-        time.sleep(0.3)
+        wait_gone(launch["pid"])
         [listed] = [e for e in ws.endpoints.list() if e.name == "isolated"]
         assert listed.note == "deployment green had stopped and was restarted"
         assert ep.invoke(body, deployment="green") == {"predictions": [0, 0]}
@@ -281,12 +285,11 @@ def test_a_deployment_with_its_own_environment_runs_in_its_virtualenv(ws, iris, 
         ep.deploy("green", "iris:1", environment="serving", scoring_script=script)
         answer = ep.invoke(body, deployment="green")
         assert Path(answer["prefix"]).resolve() == Path(venv).resolve() and answer["rows"] == 2
-        time.sleep(0.2)
-        assert not Path(f"/proc/{old_pid}").exists() or _zombie(old_pid)
+        assert eventually(lambda: not Path(f"/proc/{old_pid}").exists() or zombie(old_pid))
     finally:
         ep.delete()
     pid = json.loads(_row(ws, "isolated", "green").options)["process"]["pid"]
-    assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    assert not Path(f"/proc/{pid}").exists() or zombie(pid)
 
 
 def _row(ws: Workspace, endpoint: str, deployment: str):
@@ -296,23 +299,3 @@ def _row(ws: Workspace, endpoint: str, deployment: str):
 
     with ws.store.session() as session:
         return session.scalar(select(Deployment).where(Deployment.endpoint == endpoint, Deployment.name == deployment))
-
-
-def _wait_gone(pid: int) -> None:
-    """SIGKILL is delivered asynchronously, and a multi-threaded process shows as a zombie while its other threads
-    still hold its files: wait until no thread of it holds a file any more, so its listening socket is closed."""
-    deadline = time.monotonic() + 10
-    while _holds_files(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _holds_files(pid: int) -> bool:
-    try:
-        return any(any(task.joinpath("fd").iterdir()) for task in Path(f"/proc/{pid}/task").iterdir())
-    except OSError:  # the process or one of its threads went away meanwhile
-        return Path(f"/proc/{pid}/task").exists()
-
-
-def _zombie(pid: int) -> bool:
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] == "Z"

@@ -19,6 +19,7 @@ import pytest
 
 from jupyter_mlops import InvalidInput, ModelInUseError, NotFound, Workspace
 from jupyter_mlops.deploy.endpoints import Endpoint
+from tests.waiting import eventually, wait_gone
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +171,16 @@ def test_mirroring_discards_the_mirrored_responses(ws, iris):
         body = json.dumps({"inputs": iris[1][:1].tolist()})
         deployments = {post(ep.scoring_uri, body)[1]["mlops-model-deployment"] for _ in range(60)}
         assert deployments == {"blue"}
-        time.sleep(0.5)
-        with urllib.request.urlopen(ep.scoring_uri.replace("/score", "/metrics")) as response:
-            metrics = response.read().decode()
-        shadow = float(metrics.split('mlops_requests_total{deployment="shadow"} ')[1].split()[0])
-        assert 10 <= shadow <= 50
+
+        def mirrored() -> float:
+            with urllib.request.urlopen(ep.scoring_uri.replace("/score", "/metrics")) as response:
+                metrics = response.read().decode()
+            if 'deployment="shadow"' not in metrics:
+                return 0.0
+            return float(metrics.split('mlops_requests_total{deployment="shadow"} ')[1].split()[0])
+
+        eventually(lambda: mirrored() >= 10)  # mirrored requests are scored after the answer
+        assert 10 <= mirrored() <= 50
         # a refused change changes nothing; traffic and mirror set together move shadow from mirrored to live
         with pytest.raises(InvalidInput, match="At most 50%"):
             ws.endpoints.set_split("iris-mirror", traffic={"blue": 0, "shadow": 100}, mirror={"blue": 60})
@@ -186,11 +192,15 @@ def test_mirroring_discards_the_mirrored_responses(ws, iris):
 
 
 def test_data_collection(ws, endpoint, iris):
+    def collected() -> list[dict]:
+        files = (ws.root / "collected" / "iris-live" / "green").glob("*.jsonl")
+        return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+    before = len(collected())
     endpoint.invoke({"inputs": iris[1][:2].tolist()}, deployment="green")
-    time.sleep(0.6)
-    files = list((ws.root / "collected" / "iris-live" / "green").glob("*.jsonl"))
-    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
-    assert lines and lines[-1]["deployment"] == "green"
+    eventually(lambda: len(collected()) > before)
+    lines = collected()
+    assert len(lines) == before + 1 and lines[-1]["deployment"] == "green"
     assert lines[-1]["input"] == {"inputs": iris[1][:2].tolist()} and lines[-1]["output"] == {"predictions": [0, 0]}
 
 
@@ -269,8 +279,9 @@ def test_router_outlives_its_creator_and_a_crash_is_reported_and_restarted(ws, i
     body = {"inputs": iris[1][:1].tolist()}
     assert ep.invoke(body) == {"predictions": [0]}
     # When its router is killed
-    os.kill(ep.info.pid, signal.SIGKILL)
-    time.sleep(0.2)
+    pid = ep.info.pid
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
     # Then listing reports and restarts it, and it serves again
     [info] = [e for e in ws.endpoints.list() if e.name == "detached"]
     assert info.note and "restarted" in info.note and info.status == "running"

@@ -19,6 +19,7 @@ import tornado.httpclient
 import yaml
 
 from jupyter_mlops.server.handlers import ROUTES
+from tests.waiting import eventually
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 SPEC = Path(__file__).parent.parent / "jupyter_mlops" / "server" / "openapi.yaml"
@@ -353,13 +354,11 @@ async def test_endpoint_routes_deploy_split_mirror_invoke_logs_and_monitor(jp_fe
 
 
 def _wait_collected(ws, endpoint: str, rows: int) -> None:
-    for _ in range(100):
+    def count() -> int:
         files = (ws.root / "collected" / endpoint).glob("*/*.jsonl")
-        count = sum(len(json.loads(line)["input"]["inputs"]) for f in files for line in f.open())
-        if count >= rows:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the collector did not write {rows} rows")
+        return sum(len(json.loads(line)["input"]["inputs"]) for f in files for line in f.open())
+
+    assert eventually(lambda: count() >= rows), f"the collector did not write {rows} rows"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 import jupyter_mlops as mlops
 from jupyter_mlops import InvalidInput, NotFound, Workspace
+from tests.waiting import eventually
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -47,16 +47,13 @@ def send(ws: Workspace, frame: pd.DataFrame) -> None:
         ep.invoke({"dataframe_split": {"columns": FEATURES, "data": frame.iloc[start : start + 20].values.tolist()}})
 
 
-def wait_collected(ws: Workspace, rows: int) -> None:
-    import time
+def collected_rows(ws: Workspace) -> int:
+    files = (ws.root / "collected" / "watched" / "blue").glob("*.jsonl")
+    return sum(len(json.loads(line)["input"]["dataframe_split"]["data"]) for f in files for line in f.open())
 
-    for _ in range(100):
-        files = list((ws.root / "collected" / "watched" / "blue").glob("*.jsonl"))
-        count = sum(len(json.loads(line)["input"]["dataframe_split"]["data"]) for f in files for line in f.open())
-        if count >= rows:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the collector did not write the requests")
+
+def wait_collected(ws: Workspace, rows: int) -> None:
+    assert eventually(lambda: collected_rows(ws) >= rows), "the collector did not write the requests"
 
 
 def test_ad_hoc_drift_report(reference, tmp_path):
@@ -173,6 +170,7 @@ def test_model_quality_from_labels_that_arrive_later(ws, reference):
     ws.monitors.create("quality", "watched", reference=reference, deployment="blue", schedule="1h")
     ep = ws.endpoints.get("watched")
     rows = reference.sample(30, random_state=5)
+    before = collected_rows(ws)
     request_ids, truths = [], []
     for index, (_, row) in enumerate(rows.iterrows()):
         body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row.tolist()]}}).encode()
@@ -184,7 +182,7 @@ def test_model_quality_from_labels_that_arrive_later(ws, reference):
             predicted = json.loads(response.read())["predictions"][0]
         request_ids.append(f"r{index}")
         truths.append(predicted if index < 24 else 1 - predicted)  # 24 of 30 right
-    time.sleep(0.6)
+    wait_collected(ws, before + 30)
     assert ws.monitors.log_labels("watched", pd.DataFrame({"request_id": request_ids, "label": truths})) == 30
     outcome = ws.monitors.run("quality")
     assert outcome.quality == {"labelled": 30.0, "accuracy": 0.8}

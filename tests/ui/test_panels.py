@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from jupyter_mlops import Workspace
 from tests.ui.conftest import SCREENSHOTS
+from tests.waiting import eventually
 
 SIDEBAR_TAB = '.jp-SideBar [data-id="jp-mlops-sidebar"]'
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -78,12 +78,7 @@ def dark_screenshot(page, name: str) -> None:
 
 
 def wait_until(condition, timeout: float = 30, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
+    assert eventually(condition, timeout, interval=0.2), f"{what} did not happen within {timeout} s"
 
 
 def test_endpoints_panel_shows_the_endpoint_and_changes_its_traffic(page, ws, endpoint, reference):
