@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import jupyter_mlops as mlops
 from jupyter_mlops import Workspace
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -102,12 +101,13 @@ def test_endpoint_panel_changes_the_split_sends_requests_and_reads_logs(served):
     panel.body.value = '{"inputs": [[0.5, 0, 0, 0], [-0.5, 0, 0, 0]]}'
     panel.send_button.click()
     assert "&quot;predictions&quot;: [\n    true,\n    false" in panel.response.value
-    deadline = time.monotonic() + 10  # a rate needs two readings
-    panel.refresh()
-    panel.refresh()
-    while "ms</td>" not in panel.table.value and time.monotonic() < deadline:
-        time.sleep(0.2)
+    panel.refresh()  # a rate needs two readings
+
+    def figures_shown() -> bool:
         panel.refresh()
+        return "ms</td>" in panel.table.value
+
+    eventually(figures_shown, timeout=10, interval=0.2)
     assert "ms</td>" in panel.table.value and "No live figures" not in panel.table.value, panel.table.value
     panel.body.value = "{not json"
     panel.send_button.click()
