@@ -13,17 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from jupyter_mlops.exceptions import InvalidInput, MlopsError
+from jupyter_mlops.exceptions import InvalidInput, MlopsError, UsageError
 
 if TYPE_CHECKING:
     from jupyter_mlops.render import Result
     from jupyter_mlops.workspace import Workspace
 
 Command = Callable[["Workspace", argparse.Namespace], "Result"]
-
-
-class UsageError(InvalidInput):
-    """The command line does not parse; the message carries the usage of the (sub)command."""
 
 
 class _Parser(argparse.ArgumentParser):

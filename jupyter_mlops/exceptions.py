@@ -1,14 +1,20 @@
-"""The errors jupyter-mlops raises.
+"""The errors jupyter-mlops raises: every exception class of the package is declared here.
 
 Every error derives from ``MlopsError`` and knows the HTTP status a REST face answers with::
 
     MlopsError (500)
-    ├── InvalidInput (400)         bad argument, unparseable filter, unsupported model type
-    │   └── FilterSyntaxError
-    ├── NotFound (404)             unknown model, version, run
-    ├── Conflict (409)             the change would lose something
-    │   └── ModelInUseError        a live deployment or an alias still uses the model
-    └── BackendUnavailable (503)   the tracking server or the metadata store does not answer
+    ├── InvalidInput (400)           bad argument, unparseable filter, unsupported model type
+    │   ├── FilterSyntaxError        a model filter that is not ``TagName=TagValue,...``
+    │   ├── UsageError               a command line that does not parse (carries the usage)
+    │   └── BuildFailed              an environment's venv or requirements could not be built
+    ├── NotFound (404)               unknown model, version, run, endpoint, ...
+    ├── Conflict (409)               the change would lose or break something
+    │   └── ModelInUseError          a live deployment or an alias still uses the model
+    ├── Interrupted (500)            Ctrl-C or SIGTERM stopped a run; it is recorded as KILLED
+    ├── EndpointError (502)          an endpoint (its workers, a deployment process or container) failed on its own
+    │   └── ImageBuildFailed         ``docker build`` of a deployment's image failed
+    └── BackendUnavailable (503)     the tracking server or the metadata store does not answer
+        └── DockerUnavailable        no Docker engine answers
 
 Each carries the data needed to act on it (``.data``) next to a message that says how to fix it.
 """
@@ -42,6 +48,14 @@ class FilterSyntaxError(InvalidInput):
     """A model filter does not follow the ``TagName=TagValue,...`` syntax."""
 
 
+class UsageError(InvalidInput):
+    """The command line does not parse; the message carries the usage of the (sub)command."""
+
+
+class BuildFailed(InvalidInput):
+    """Creating the venv or installing the requirements failed; ``data['output']`` holds pip's last lines."""
+
+
 class NotFound(MlopsError):
     """The named thing does not exist; ``data`` lists what does."""
 
@@ -63,18 +77,42 @@ class ModelInUseError(Conflict):
         self.aliases = aliases or []
 
 
+class Interrupted(MlopsError):
+    """The run was stopped by Ctrl-C or SIGTERM; it is recorded as KILLED."""
+
+
+class EndpointError(MlopsError):
+    """An endpoint (its workers, a deployment process or container, a model it loads) failed on its own."""
+
+    http_status = 502
+
+
+class ImageBuildFailed(EndpointError):
+    """``docker build`` failed; the message ends with the last lines of the build log."""
+
+
 class BackendUnavailable(MlopsError):
     """A store (MLflow tracking server, metadata database) does not answer."""
 
     http_status = 503
 
 
+class DockerUnavailable(BackendUnavailable):
+    """No Docker engine answers (or the docker package is missing); the message says how to get one."""
+
+
 __all__ = [
     "BackendUnavailable",
+    "BuildFailed",
     "Conflict",
+    "DockerUnavailable",
+    "EndpointError",
     "FilterSyntaxError",
+    "ImageBuildFailed",
+    "Interrupted",
     "InvalidInput",
     "MlopsError",
     "ModelInUseError",
     "NotFound",
+    "UsageError",
 ]

@@ -261,7 +261,7 @@ class ModelRegistry:
         with _mlflow.translated_errors(f"tagging {name}:{record.version}"):
             for key, value in tags.items():
                 self.ws.client.set_model_version_tag(name, str(record.version), str(key), str(value))
-        return self.get(name, record.version)
+        return self._updated(self.get(name, record.version))
 
     def delete_tags(self, name: str, version: int | str, keys: Iterable[str]) -> ModelVersion:
         record = self.get(name, version)
@@ -275,7 +275,7 @@ class ModelRegistry:
         with _mlflow.translated_errors(f"untagging {name}:{record.version}"):
             for key in keys:
                 self.ws.client.delete_model_version_tag(name, str(record.version), key)
-        return self.get(name, record.version)
+        return self._updated(self.get(name, record.version))
 
     def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
         record = self.get(name, version)
@@ -315,7 +315,21 @@ class ModelRegistry:
                 self.ws.client.set_model_version_tag(name, str(record.version), ARCHIVED_TAG, "true")
             elif record.archived:
                 self.ws.client.delete_model_version_tag(name, str(record.version), ARCHIVED_TAG)
-        return self.get(name, record.version)
+        return self._updated(self.get(name, record.version))
+
+    def _updated(self, record: ModelVersion) -> ModelVersion:
+        """Emit ``model.updated`` (tags or archived changed) and return the version as it is now."""
+        self.ws.events.emit(
+            "model.updated",
+            f"models/{record.name}/versions/{record.version}",
+            {
+                "modelName": record.name,
+                "modelVersion": str(record.version),
+                "modelTags": record.tags,
+                "archived": record.archived,
+            },
+        )
+        return record
 
     def download(self, name: str, version: int | str, dest: str | os.PathLike[str]) -> Path:
         """Copy every file of a version into ``dest`` (created if needed), byte for byte; returns ``dest``."""

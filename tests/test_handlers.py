@@ -111,12 +111,13 @@ async def test_unknown_model_and_version_are_404(jp_fetch, registered):
 async def test_register_from_run(jp_fetch, ctx, registered):
     # Given the run that holds version 1's files; When we register its model folder as a new version
     queue = ctx.events.subscribe()
+    await ctx.watcher.start()
     body = {"source": f"runs:/{registered}/model", "tags": {"stage": "candidate"}, "description": "from the UI"}
     code, data = await fetch(jp_fetch, "models", "churn", "versions", method="POST", body=body)
-    # Then version 3 exists with the tags, and a model.registered event went out
+    # Then version 3 exists with the tags, and the core's model.registered event reached the stream
     assert code == 201
     assert (data["version"], data["tags"], data["description"]) == (3, {"stage": "candidate"}, "from the UI")
-    event = queue.get_nowait()
+    event = await asyncio.wait_for(queue.get(), timeout=30)
     assert (event.type, event.specversion, event.subject) == ("model.registered", "1.0", "models/churn/versions/3")
 
 
@@ -159,13 +160,15 @@ async def test_patch_tags_and_archive(jp_fetch, registered):
 
 async def test_alias_set_read_and_delete(jp_fetch, ctx, registered):
     queue = ctx.events.subscribe()
+    await ctx.watcher.start()
     code, data = await fetch(jp_fetch, "models", "churn", "aliases", "champion", method="PUT", body={"version": 2})
     assert code == 200 and data["aliases"] == ["champion"]
     code, data = await fetch(jp_fetch, "models", "churn", "versions", "champion")
     assert code == 200 and data["version"] == 2
     code, _ = await fetch(jp_fetch, "models", "churn", "aliases", "champion", method="DELETE")
     assert code == 204
-    assert [queue.get_nowait().data["version"] for _ in range(2)] == [2, None]
+    moves = [(await asyncio.wait_for(queue.get(), timeout=30)).data for _ in range(2)]
+    assert [(e["alias"], e["modelVersion"]) for e in moves] == [("champion", "2"), ("champion", None)]
     code, _ = await fetch(jp_fetch, "models", "churn", "aliases", "champion", method="DELETE")
     assert code == 404
     code, data = await fetch(jp_fetch, "models", "churn", "aliases", "3", method="PUT", body={"version": 1})
@@ -453,7 +456,7 @@ async def test_run_code_of_a_cell_job(jp_fetch, ws, tmp_path):
 
 
 # -- events ----------------------------------------------------------------------------------------------------------
-async def test_event_stream_carries_failed_runs(jp_fetch, jp_http_port, jp_base_url, jp_auth_header, ws):
+async def test_event_stream_carries_failed_runs(jp_fetch, jp_http_port, jp_base_url, jp_auth_header, ws, ctx):
     # Given a client listening on the stream
     received: list[str] = []
     got_it = asyncio.Event()
@@ -468,7 +471,7 @@ async def test_event_stream_carries_failed_runs(jp_fetch, jp_http_port, jp_base_
         url, headers=jp_auth_header, streaming_callback=on_chunk, request_timeout=20
     )
     stream = asyncio.ensure_future(tornado.httpclient.AsyncHTTPClient().fetch(request, raise_error=False))
-    await asyncio.sleep(0.5)
+    await _until(lambda: ctx.events.listening)
     # When a job fails
     await asyncio.get_running_loop().run_in_executor(None, _failing_job, ws)
     # Then a CloudEvent run.failed arrives as an SSE data line
@@ -489,6 +492,13 @@ async def test_event_stream_carries_failed_runs(jp_fetch, jp_http_port, jp_base_
         url + "/recent?limit=0", headers=jp_auth_header, raise_error=False
     )
     assert response.code == 400 and "limit" in json.loads(response.body)["message"]
+
+
+async def _until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)
 
 
 def _failing_job(ws) -> None:

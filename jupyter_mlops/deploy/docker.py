@@ -18,21 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.exceptions import BackendUnavailable, Conflict, InvalidInput, MlopsError, NotFound
+from jupyter_mlops.exceptions import (
+    Conflict,
+    DockerUnavailable,
+    EndpointError,
+    ImageBuildFailed,
+    InvalidInput,
+    NotFound,
+)
 
 LABEL = "org.jupyter-mlops.deployment"
 HOST_CA = ".host-ca.crt"
 HOST_CA_DOCKERFILE = ".Dockerfile.host-ca"
 _HOST_CA_IN_IMAGE = "/usr/local/share/ca-certificates/jupyter-mlops-build-host.crt"
 _PIP_INDEX_SETTINGS = {"index-url": "PIP_INDEX_URL", "extra-index-url": "PIP_EXTRA_INDEX_URL"}
-
-
-class DockerUnavailable(BackendUnavailable):
-    """No Docker engine answers (or the docker package is missing); the message says how to get one."""
-
-
-class ImageBuildFailed(MlopsError):
-    """``docker build`` failed; the message ends with the last lines of the build log."""
 
 
 def build_image(
@@ -124,7 +123,7 @@ def run_container(
     except docker.errors.ImageNotFound as exc:
         raise NotFound(f"No image {image!r} in the engine: build it first (package(..., build=True)).") from exc
     except docker.errors.APIError as exc:
-        raise MlopsError(f"The engine could not start {image} as {name}: {exc.explanation or exc}") from exc
+        raise EndpointError(f"The engine could not start {image} as {name}: {exc.explanation or exc}") from exc
     return container.id
 
 

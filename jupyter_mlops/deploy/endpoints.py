@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.deploy import isolated
 from jupyter_mlops.deploy.metrics import MULTIPROCESS_ENV
-from jupyter_mlops.deploy.processes import alive, free_port, stop_process_group
 from jupyter_mlops.events import envelope
-from jupyter_mlops.exceptions import BackendUnavailable, Conflict, InvalidInput, MlopsError, NotFound
+from jupyter_mlops.exceptions import BackendUnavailable, Conflict, EndpointError, InvalidInput, MlopsError, NotFound
+from jupyter_mlops.processes import alive, free_port, stop_process_group
 from jupyter_mlops.records import Record
 
 if TYPE_CHECKING:
@@ -312,7 +312,7 @@ class Endpoints:
                 f"endpoints/{endpoint}/deployments/{deployment}",
                 {"endpointName": endpoint, "deploymentName": deployment, "model": info.model, "error": info.error},
             )
-            raise MlopsError(f"Deployment {endpoint}/{deployment} of {info.model} failed to load: {info.error}")
+            raise EndpointError(f"Deployment {endpoint}/{deployment} of {info.model} failed to load: {info.error}")
         self.ws.events.emit(
             "deployment.created",
             f"endpoints/{endpoint}/deployments/{deployment}",
@@ -385,7 +385,7 @@ class Endpoints:
             message = exc.read().decode(errors="replace")
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 message = json.loads(message)["message"]
-            error = {400: InvalidInput, 404: NotFound}.get(exc.code, MlopsError)
+            error = {400: InvalidInput, 404: NotFound}.get(exc.code, EndpointError)
             raise error(f"{endpoint} answered {exc.code}: {message}") from exc
         except urllib.error.URLError as exc:
             raise BackendUnavailable(f"Endpoint {endpoint} does not answer at {_uri(record)}: {exc.reason}") from exc
@@ -468,7 +468,7 @@ class Endpoints:
                 if process.poll() is not None:
                     for other in started.values():
                         stop_process_group(other.pid)
-                    raise MlopsError(f"Worker {slot} of {name} exited at start: {self.logs(name, lines=20)}")
+                    raise EndpointError(f"Worker {slot} of {name} exited at start: {self.logs(name, lines=20)}")
             applied = {w.slot for w in self._workers(name) if w.applied_version > 0}
             if applied >= set(started) and _answers(_uri(record) + "/health"):
                 return
@@ -476,7 +476,7 @@ class Endpoints:
         for process in started.values():
             stop_process_group(process.pid)
         if started:
-            raise MlopsError(f"The workers of {name} did not become ready within {START_TIMEOUT_S:.0f} s.")
+            raise EndpointError(f"The workers of {name} did not become ready within {START_TIMEOUT_S:.0f} s.")
 
     def _spawn_worker(self, name: str, slot: int) -> subprocess.Popen[bytes]:
         """Record worker ``slot`` and start its process; returns without waiting."""
@@ -730,11 +730,11 @@ class Endpoints:
                 return
             dead = [w.slot for w in workers if not alive(w.pid)]
             if dead or not workers:
-                raise MlopsError(
+                raise EndpointError(
                     f"Worker {dead[0] if dead else 0} of {endpoint} is not running: {self.logs(endpoint, lines=20)}"
                 )
             time.sleep(0.05)
-        raise MlopsError(f"The workers of {endpoint} did not apply the change within {APPLY_TIMEOUT_S:.0f} s.")
+        raise EndpointError(f"The workers of {endpoint} did not apply the change within {APPLY_TIMEOUT_S:.0f} s.")
 
     def _info(self, record: EndpointRecord) -> EndpointInfo:
         from sqlalchemy import select

@@ -25,8 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops.deploy.processes import alive, stop_process_group
-from jupyter_mlops.exceptions import BackendUnavailable, MlopsError
+from jupyter_mlops.exceptions import BackendUnavailable, EndpointError
+from jupyter_mlops.processes import alive, stop_process_group
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -222,11 +222,11 @@ def _wait_ready(started: Launch) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not running(started):
-            raise MlopsError(f"The deployment process exited at start:\n{tail(started)}")
+            raise EndpointError(f"The deployment process exited at start:\n{tail(started)}")
         if _ready(started):
             return
         time.sleep(0.1)
-    raise MlopsError(f"The deployment process did not become ready within {READY_TIMEOUT_S:.0f} s:\n{tail(started)}")
+    raise EndpointError(f"The deployment process did not become ready within {READY_TIMEOUT_S:.0f} s:\n{tail(started)}")
 
 
 def container_name(launch: Launch) -> str:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
-from jupyter_mlops.environments.build import BuildFailed
 from jupyter_mlops.environments.records import Environment
 from jupyter_mlops.environments.service import Environments
 from jupyter_mlops.environments.spec import EnvironmentSpec, load_spec
+from jupyter_mlops.exceptions import BuildFailed
 
 if TYPE_CHECKING:
     import os

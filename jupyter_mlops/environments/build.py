@@ -20,16 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jupyter_mlops.environments.spec import EnvironmentSpec
-from jupyter_mlops.exceptions import InvalidInput
+from jupyter_mlops.exceptions import BuildFailed, InvalidInput
 
 Progress = Callable[[str], None]
 LOCK_FILE = "requirements.lock"
 PIP_TIMEOUT_S = 1800
 _TAIL_LINES = 15
-
-
-class BuildFailed(InvalidInput):
-    """Creating the venv or installing the requirements failed; ``data['output']`` holds pip's last lines."""
 
 
 def kernel_name(name: str, version: str) -> str:

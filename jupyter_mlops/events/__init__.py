@@ -231,6 +231,15 @@ class Events:
             rows = list(session.scalars(query.order_by(EventRecord.seq.desc()).limit(limit)))
         return [self.to_event(r) for r in reversed(rows)]
 
+    def seq_of(self, event_id: str) -> int | None:
+        """The sequence number of the logged event with id ``event_id`` (None when it is not in the log)."""
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.events import EventRecord
+
+        with self.ws.store.session() as session:
+            return session.scalar(select(EventRecord.seq).where(EventRecord.id == event_id))
+
     def deliveries(self, name: str, *, status: str | None = None, limit: int = 100) -> list[Delivery]:
         from sqlalchemy import select
 

@@ -19,6 +19,7 @@ EVENT_TYPES = (
     "run.failed",
     "model.registered",
     "model.alias_changed",
+    "model.updated",
     "model.deleted",
     "endpoint.created",
     "deployment.created",

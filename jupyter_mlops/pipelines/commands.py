@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops.exceptions import MlopsError
+from jupyter_mlops.exceptions import Interrupted
 
 if TYPE_CHECKING:
     from jupyter_mlops.cli import Commands
@@ -42,10 +42,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class Interrupted(MlopsError):
-    """The run was stopped by Ctrl-C or SIGTERM; it is recorded as KILLED."""
 
 
 @contextmanager

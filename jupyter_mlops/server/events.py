@@ -1,74 +1,59 @@
-"""The event feed of the server: CloudEvents-shaped lifecycle events, fanned out to server-sent-event streams.
+"""The Lab's live stream: the workspace's durable event log, forwarded to server-sent-event streams.
 
-Sources: changes made through the REST API (published at once), and the workspace's durable event log (runs,
-endpoints, deployments, drift, pipelines), followed while a client listens.
+There is one event path: the core writes every lifecycle event into the durable log, whichever face or process
+made the change (a kernel, the CLI, a widget, a REST call, another machine on the shared store). The server adds
+nothing of its own; it follows the log while a client listens and fans each new event out to the open streams.
+A handler that changed something nudges the follower, so the change shows at once instead of at the next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
+import contextlib
 import logging
-import uuid
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.server.models import CloudEvent
 
 if TYPE_CHECKING:
+    from jupyter_mlops.events.envelope import Event
     from jupyter_mlops.workspace import Workspace
 
 log = logging.getLogger(__name__)
-SOURCE = "/jupyter-mlops/server"
+
+
+def cloud_event(event: Event) -> CloudEvent:
+    """The REST shape of a logged event (its own id, time, source and data)."""
+    return CloudEvent(
+        id=event.id,
+        source=event.source,
+        type=event.type,
+        time=event.time.isoformat(),
+        subject=event.subject,
+        data=event.data,
+    )
+
+
+def recent(ws: Workspace, *, after: str | None = None, limit: int = 100) -> list[CloudEvent]:
+    """The newest ``limit`` events of the log, or those after the event with id ``after`` (oldest first)."""
+    if limit <= 0:
+        return []
+    seq = ws.events.seq_of(after) if after else None
+    events = ws.events.tail(after=seq, limit=limit) if seq is not None else ws.events.tail(limit=limit)
+    return [cloud_event(e) for e in events]
 
 
 class EventBus:
-    """Keeps the last ``history`` events and hands each new one to every subscriber queue (one event loop)."""
+    """Hands each forwarded event to every subscriber queue (one event loop)."""
 
-    def __init__(self, history: int = 200) -> None:
-        self._history: collections.deque[CloudEvent] = collections.deque(maxlen=history)
+    def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[Any]] = set()
-        self._prefix = uuid.uuid4().hex[:8]
-        self._counter = itertools.count(1)
 
-    def publish(self, type: str, *, subject: str | None = None, data: dict[str, Any] | None = None) -> CloudEvent:
-        event = CloudEvent(
-            id=f"{self._prefix}-{next(self._counter)}",
-            source=SOURCE,
-            type=type,
-            time=datetime.now(timezone.utc).isoformat(),
-            subject=subject,
-            data=data or {},
-        )
-        self._history.append(event)
-        for queue in list(self._subscribers):
-            queue.put_nowait(event)
-        return event
-
-    def forward(self, event: Any) -> CloudEvent:
-        """Publish an event of the durable log with its own id, time and source."""
-        cloud = CloudEvent(
-            id=event.id,
-            source=event.source,
-            type=event.type,
-            time=event.time.isoformat(),
-            subject=event.subject,
-            data=event.data,
-        )
-        self._history.append(cloud)
+    def forward(self, event: Event) -> CloudEvent:
+        cloud = cloud_event(event)
         for queue in list(self._subscribers):
             queue.put_nowait(cloud)
         return cloud
-
-    def recent(self, after: str | None = None, limit: int = 100) -> list[CloudEvent]:
-        """The kept events after the one with id ``after`` (all kept ones when it is unknown or None)."""
-        events = list(self._history)
-        if after is not None:
-            ids = [e.id for e in events]
-            if after in ids:
-                events = events[ids.index(after) + 1 :]
-        return events[-limit:] if limit else []
 
     def subscribe(self) -> asyncio.Queue[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -84,12 +69,7 @@ class EventBus:
 
 
 class LogFollower:
-    """Forwards the durable event log (runs, deployments, drift, ...) to the bus while a client listens.
-
-    The REST handlers publish their own model changes at once, so those types are not forwarded twice.
-    """
-
-    PUBLISHED_BY_HANDLERS = frozenset({"model.registered", "model.alias_changed", "model.deleted", "model.updated"})
+    """Reads the durable event log every ``interval`` seconds while a client listens, and at once when nudged."""
 
     def __init__(self, ws: Workspace, bus: EventBus, *, interval: float = 1.0) -> None:
         self.ws = ws
@@ -97,24 +77,38 @@ class LogFollower:
         self.interval = interval
         self._after: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_event_loop().create_task(self._loop())
+    async def start(self) -> None:
+        """Start following from the newest event of the log (once; later calls return at once)."""
+        if self._task is not None:
+            return
+        loop = asyncio.get_event_loop()
+        self._wake = asyncio.Event()
+        self._task = loop.create_task(self._loop())
+        if self._after is None:  # from now on: what happened before is in the log for whoever asks
+            newest = await loop.run_in_executor(None, lambda: self.ws.events.tail(limit=1))
+            self._after = newest[-1].seq if newest else 0
+        self._wake.set()
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
+    def nudge(self) -> None:
+        """Read the log now (called on the server's event loop by a handler that wrote something)."""
+        if self._wake is not None:
+            self._wake.set()
+
     async def _loop(self) -> None:
         loop = asyncio.get_event_loop()
-        if self._after is None:  # from now on: what happened before is in the log for whoever asks
-            newest = await loop.run_in_executor(None, lambda: self.ws.events.tail(limit=1))
-            self._after = newest[-1].seq if newest else 0
+        assert self._wake is not None
         while True:
-            await asyncio.sleep(self.interval)
-            if not self.bus.listening:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            self._wake.clear()
+            if not self.bus.listening or self._after is None:
                 continue
             try:
                 events = await loop.run_in_executor(None, lambda: self.ws.events.tail(after=self._after, limit=500))
@@ -123,5 +117,4 @@ class LogFollower:
                 continue
             for event in events:
                 self._after = event.seq
-                if event.type not in self.PUBLISHED_BY_HANDLERS:
-                    self.bus.forward(event)
+                self.bus.forward(event)

@@ -24,6 +24,7 @@ from tornado.iostream import StreamClosedError
 
 from jupyter_mlops.exceptions import InvalidInput, MlopsError
 from jupyter_mlops.server import models as m
+from jupyter_mlops.server.events import recent
 
 if TYPE_CHECKING:
     from jupyter_mlops.server.app import MlopsContext
@@ -146,11 +147,7 @@ class ModelVersionsHandler(MlopsHandler):
     async def post(self, name: str) -> None:
         req = self.body(m.RegisterVersionRequest)
         created = await self.call(self.ws.models.register, req.source, name, tags=req.tags, description=req.description)
-        self.mlops.events.publish(
-            "model.registered",
-            subject=f"models/{name}/versions/{created.version}",
-            data={"name": name, "version": created.version, "source": req.source},
-        )
+        self.mlops.watcher.nudge()
         self.set_header(
             "Location", url_path_join(self.base_url, API_PREFIX, "models", name, "versions", str(created.version))
         )
@@ -177,21 +174,14 @@ class ModelVersionHandler(MlopsHandler):
             return record
 
         record = await self.call(update)
-        self.mlops.events.publish(
-            "model.updated",
-            subject=f"models/{name}/versions/{record.version}",
-            data={"name": name, "version": record.version, "tags": record.tags, "archived": record.archived},
-        )
+        self.mlops.watcher.nudge()
         self.send(_version(record))
 
     @tornado.web.authenticated
     async def delete(self, name: str, version: str) -> None:
         force = self.get_query_argument("force", "false").lower() in ("1", "true", "yes")
         deleted = await self.call(self.ws.models.delete, name, version, force=force)
-        for number in deleted:
-            self.mlops.events.publish(
-                "model.deleted", subject=f"models/{name}/versions/{number}", data={"name": name, "version": number}
-            )
+        self.mlops.watcher.nudge()
         self.send(m.DeletedVersions(name=name, deleted=deleted))
 
 
@@ -200,21 +190,13 @@ class ModelAliasHandler(MlopsHandler):
     async def put(self, name: str, alias: str) -> None:
         req = self.body(m.SetAliasRequest)
         record = await self.call(self.ws.models.set_alias, name, alias, req.version)
-        self.mlops.events.publish(
-            "model.alias_changed",
-            subject=f"models/{name}/aliases/{alias}",
-            data={"name": name, "alias": alias, "version": record.version},
-        )
+        self.mlops.watcher.nudge()
         self.send(_version(record))
 
     @tornado.web.authenticated
     async def delete(self, name: str, alias: str) -> None:
         await self.call(self.ws.models.delete_alias, name, alias)
-        self.mlops.events.publish(
-            "model.alias_changed",
-            subject=f"models/{name}/aliases/{alias}",
-            data={"name": name, "alias": alias, "version": None},
-        )
+        self.mlops.watcher.nudge()
         self.set_status(204)
         self.finish()
 
@@ -271,17 +253,6 @@ def _check_run_id(run_id: str) -> None:
 
 
 # -- endpoints --------------------------------------------------------------------------------------------------------
-class EndpointFailed(MlopsError):
-    """An endpoint (its router, or a model it loads) answered with an error of its own."""
-
-    http_status = 502
-
-
-def _upstream(exc: MlopsError) -> MlopsError:
-    """A plain MlopsError from the data plane is the endpoint's failure, not the server's: 502."""
-    return EndpointFailed(exc.message, **exc.data) if type(exc) is MlopsError else exc
-
-
 def _deployment(info: Any, live: dict[str, Any]) -> m.DeploymentOut:
     stats = live.get(info.name)
     return m.DeploymentOut(
@@ -334,10 +305,7 @@ class EndpointInvokeHandler(MlopsHandler):
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
         req = self.body(m.InvokeRequest)
-        try:
-            response = await self.call(self.ws.endpoints.invoke, name, req.data, deployment=req.deployment)
-        except MlopsError as exc:
-            raise _upstream(exc) from exc
+        response = await self.call(self.ws.endpoints.invoke, name, req.data, deployment=req.deployment)
         self.send(m.InvokeOut(response=response))
 
 
@@ -353,10 +321,7 @@ class EndpointDeploymentsHandler(MlopsHandler):
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
         req = self.body(m.DeployRequest)
-        try:
-            info = await self.call(self.ws.endpoints.deploy, name, req.name, req.model)
-        except MlopsError as exc:
-            raise _upstream(exc) from exc
+        info = await self.call(self.ws.endpoints.deploy, name, req.name, req.model)
         self.set_header("Location", url_path_join(self.base_url, API_PREFIX, "endpoints", name))
         self.send(_deployment(info, {}), status=201)
 
@@ -422,7 +387,7 @@ class EventsHandler(MlopsHandler):
     async def get(self) -> None:
         bus = self.mlops.events
         await self.call(lambda: None)  # the stores open before the follower of the event log reads them
-        self.mlops.watcher.start()
+        await self.mlops.watcher.start()
         queue = self._queue = bus.subscribe()
         try:
             self.set_header("Content-Type", "text/event-stream")
@@ -430,7 +395,7 @@ class EventsHandler(MlopsHandler):
             self.set_header("X-Accel-Buffering", "no")
             self.write("retry: 3000\n\n")
             last = self.request.headers.get("Last-Event-ID")
-            for event in bus.recent(after=last) if last else []:
+            for event in await self.call(recent, self.ws, after=last) if last else []:
                 self.write(_sse(event))
             await self.flush()
             while True:
@@ -457,7 +422,7 @@ class RecentEventsHandler(MlopsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         q = self.query(m.EventsQuery)
-        self.send(m.EventList(events=self.mlops.events.recent(after=q.after, limit=q.limit)))
+        self.send(m.EventList(events=await self.call(recent, self.ws, after=q.after, limit=q.limit)))
 
 
 def _sse(event: m.CloudEvent) -> str:

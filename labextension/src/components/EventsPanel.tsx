@@ -18,7 +18,7 @@ export function EventsPanel(props: { model: EventsModel }): JSX.Element {
             <span className={`jp-mlops-chip jp-mlops-event-type jp-mlops-event-${event.type.split('.')[1] ?? ''}`}>
               {event.type}
             </span>
-            <span className="jp-mlops-event-subject">{describe(event.data, event.subject)}</span>
+            <span className="jp-mlops-event-subject">{describeEvent(event.data, event.subject)}</span>
           </div>
         ))}
         {!model.events.length && <div className="jp-mlops-empty">No events since JupyterLab started.</div>}
@@ -27,10 +27,14 @@ export function EventsPanel(props: { model: EventsModel }): JSX.Element {
   );
 }
 
-function describe(data: Record<string, unknown>, subject: string | null): string {
-  if (typeof data.name === 'string' && data.version !== undefined) {
+/** One line about an event, from the payload the core logged (Azure's field names for models). */
+export function describeEvent(data: Record<string, unknown>, subject: string | null): string {
+  if (typeof data.modelName === 'string') {
+    if (Array.isArray(data.modelVersions)) {
+      return `${data.modelName}:${data.modelVersions.join(', ')}`;
+    }
     const alias = typeof data.alias === 'string' ? `@${data.alias} → ` : '';
-    return `${alias}${data.name}:${data.version ?? '(removed)'}`;
+    return `${alias}${data.modelName}:${typeof data.modelVersion === 'string' ? data.modelVersion : '(removed)'}`;
   }
   if (typeof data.run_id === 'string') {
     return `${data.name ?? data.run_id} (${data.experiment})`;
