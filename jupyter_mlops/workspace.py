@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops._filelock import FileLock
 from jupyter_mlops.exceptions import InvalidInput
+from jupyter_mlops.layout import Layout
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -51,11 +52,12 @@ class Workspace:
             root, tracking_uri = env_root, env_tracking
         self.root = Path(root or DEFAULT_FOLDER).expanduser().resolve()
         self._ensure_writable_folder(self.root)
-        self.artifact_root = self.root / "artifacts"
+        self.layout = Layout(self.root)
+        self.artifact_root = self.layout.artifacts
         self.is_local = tracking_uri is None
-        self.tracking_uri = tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+        self.tracking_uri = tracking_uri or f"sqlite:///{self.layout.tracking_db}"
         self.metadata_uri = (
-            metadata_uri or os.environ.get("MLOPS_METADATA_URI") or f"sqlite:///{self.root / 'mlops.db'}"
+            metadata_uri or os.environ.get("MLOPS_METADATA_URI") or f"sqlite:///{self.layout.metadata_db}"
         )
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -70,7 +72,7 @@ class Workspace:
         from jupyter_mlops import _mlflow
 
         _mlflow.check_server(self.tracking_uri)
-        ready = self.root / ".mlflow-store-ready"  # mlflow.db exists before MLflow has finished creating it
+        ready = self.layout.marker(".mlflow-store-ready")  # mlflow.db exists before MLflow has finished creating it
         if not self.is_local or ready.exists():
             return _mlflow.make_client(self.tracking_uri)
         # Creating the SQLite stores runs MLflow's migrations: only one process may do that at a time.
@@ -167,7 +169,7 @@ class Workspace:
         return experiment_id
 
     def _file_lock(self, name: str) -> FileLock:
-        return FileLock(self.root / name)
+        return FileLock(self.layout.marker(name))
 
     @staticmethod
     def _ensure_writable_folder(root: Path) -> None:
