@@ -14,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from jupyter_mlops.exceptions import InvalidInput
 from jupyter_mlops.records import Record
+from jupyter_mlops.refs import ModelRef
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -121,8 +123,11 @@ def _deployments(ws: Workspace, model: str) -> dict[int, list[dict[str, Any]]]:
         if event.type != "deployment.created":
             continue
         for model_id in str(event.data.get("modelIds", "")).split(","):
-            name, _, version = model_id.partition(":")
-            if name != model or not version.isdigit():
+            try:
+                ref = ModelRef.parse(model_id)
+            except InvalidInput:
+                continue
+            if ref.name != model or ref.version is None:
                 continue
             endpoint, deployment = event.data.get("endpointName"), event.data.get("deploymentName")
             traffic = [
@@ -143,7 +148,7 @@ def _deployments(ws: Workspace, model: str) -> dict[int, list[dict[str, Any]]]:
                 ),
                 None,
             )
-            served.setdefault(int(version), []).append(
+            served.setdefault(ref.version, []).append(
                 {
                     "endpoint": endpoint,
                     "deployment": deployment,
@@ -159,7 +164,7 @@ def _usage(ws: Workspace, served: list[dict[str, Any]]) -> tuple[int, str | None
     """Requests a version answered (from the collected inputs), and the last time it did."""
     count, last = 0, None
     for entry in served:
-        folder = ws.root / "collected" / str(entry["endpoint"]) / str(entry["deployment"])
+        folder = ws.layout.collected(str(entry["endpoint"]), str(entry["deployment"]))
         start, end = entry["deployed_at"], entry["until"] or "9999"
         for path in sorted(Path(folder).glob("*.jsonl")) if folder.exists() else []:
             with open(path, encoding="utf-8") as handle:

@@ -68,7 +68,7 @@ class Datasets:
                 version = (
                     session.scalar(select(func.max(DatasetRecord.version)).where(DatasetRecord.name == name)) or 0
                 ) + 1
-            folder = self.ws.root / "datasets" / name / str(version)
+            folder = self.ws.layout.dataset(name, version)
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / "data.parquet"
             frame.to_parquet(target, index=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.exceptions import InvalidInput, NotFound
+from jupyter_mlops.refs import FORMS, ModelRef
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -82,12 +83,12 @@ def lineage(ws: Workspace, entity: str, *, depth: int = 6) -> Node:
         node = graph.run(entity, both=True)
     elif Path(entity).exists():
         node = graph.file(Path(entity).resolve(), both=True)
-    elif ":" in entity:
-        name, _, version = entity.rpartition(":")
-        node = graph.model_version(name, version, both=True)
+    elif any(mark in entity for mark in (":", "@")):
+        ref = ModelRef.parse(entity)
+        node = graph.model_version(ref.name, ref.selector, both=True)
     else:
         raise InvalidInput(
-            f"Cannot tell what {entity!r} is: give a model version as NAME:VERSION, a run id, or an existing file."
+            f"Cannot tell what {entity!r} is: give a model version ({FORMS}), a run id, or an existing file."
         )
     return node
 

@@ -19,6 +19,7 @@ from jupyter_mlops.events import envelope
 from jupyter_mlops.exceptions import Conflict, InvalidInput, ModelInUseError, NotFound
 from jupyter_mlops.filters import to_mlflow_filter
 from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, public_tags
+from jupyter_mlops.refs import ModelRef
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -89,7 +90,8 @@ class ModelRegistry:
     def _resolve_uri_source(self, uri: str) -> tuple[str, str | None, str]:
         client = self.ws.client
         if uri.startswith("models:/"):
-            version = self.get(*_parse_models_uri(uri))
+            ref = ModelRef.parse(uri)
+            version = self.get(ref.name, ref.selector)
             return version.source, version.run_id, "mlflow"
         run_id, _, artifact_path = uri[len("runs:/") :].partition("/")
         with _mlflow.translated_errors(f"run {run_id!r}"):
@@ -499,17 +501,6 @@ def _check_name(name: str) -> None:
         raise InvalidInput(
             f"{name!r} is not a valid model name: use letters, digits, '-', '_' and '.', without '/', ':' or quotes."
         )
-
-
-def _parse_models_uri(uri: str) -> tuple[str, str]:
-    rest = uri[len("models:/") :]
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        return name, alias
-    name, _, version = rest.partition("/")
-    if not version:
-        raise InvalidInput(f"{uri!r} names no version: use models:/NAME/VERSION or models:/NAME@ALIAS.")
-    return name, version
 
 
 __all__ = ["ModelRegistry", "current_user"]

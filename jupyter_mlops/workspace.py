@@ -23,12 +23,17 @@ from jupyter_mlops.layout import Layout
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from jupyter_mlops.audit import VersionAudit
     from jupyter_mlops.datasets import Datasets
     from jupyter_mlops.deploy.batch import BatchEndpoints
     from jupyter_mlops.deploy.endpoints import Endpoints
+    from jupyter_mlops.environments.service import Environments
     from jupyter_mlops.events import Events
+    from jupyter_mlops.explain import Explanation
     from jupyter_mlops.jobs import Job, Runs
+    from jupyter_mlops.lineage import Node
     from jupyter_mlops.monitoring.monitors import Monitors
+    from jupyter_mlops.pipelines.service import Pipelines
     from jupyter_mlops.registry import ModelRegistry
     from jupyter_mlops.store import MetadataStore
 
@@ -135,6 +140,38 @@ class Workspace:
         from jupyter_mlops.events import Events
 
         return Events(self)
+
+    @cached_property
+    def environments(self) -> Environments:
+        from jupyter_mlops.environments.service import Environments
+
+        return Environments(self)
+
+    @cached_property
+    def pipelines(self) -> Pipelines:
+        from jupyter_mlops.pipelines.service import Pipelines
+
+        return Pipelines(self)
+
+    # -- read models: views built from the stores on each call ---------------------------------------------------
+    def audit(self, model: str) -> list[VersionAudit]:
+        """For each version of ``model``: who registered it and why, from which run or pipeline, when it was
+        deployed where and with what traffic, when it was last used and how often, archived or deleted."""
+        from jupyter_mlops.audit import audit
+
+        return audit(self, model)
+
+    def lineage(self, entity: str, *, depth: int = 6) -> Node:
+        """Where ``entity`` (``churn:3``, a run id, a file) came from and what used it."""
+        from jupyter_mlops.lineage import lineage
+
+        return lineage(self, entity, depth=depth)
+
+    def explain(self, model: str, data: Any, *, y: Any = None, shap: bool | None = None) -> Explanation:
+        """Which features the predictions of ``model`` depend on, stored with the version."""
+        from jupyter_mlops.explain import explain
+
+        return explain(self, model, data, y=y, shap=shap)
 
     def job(self, **kwargs: Any) -> Job:
         """A tracked run as a context manager; see :func:`jupyter_mlops.jobs.Job`."""

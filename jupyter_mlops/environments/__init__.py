@@ -43,7 +43,7 @@ __all__ = [
 def _service(workspace: Workspace | None) -> Environments:
     from jupyter_mlops.workspace import default_workspace
 
-    return Environments(workspace or default_workspace())
+    return (workspace or default_workspace()).environments
 
 
 def register(path: str | os.PathLike[str], *, workspace: Workspace | None = None) -> Environment:

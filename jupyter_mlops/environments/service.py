@@ -36,7 +36,7 @@ class Environments:
 
     @property
     def cache(self) -> Path:
-        return self.ws.root / "envs"
+        return self.ws.layout.envs
 
     def register(self, path: str | os.PathLike[str]) -> Environment:
         """Record the spec at ``path`` (validated; its content hash is the version); the same content is a no-op."""

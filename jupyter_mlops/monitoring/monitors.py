@@ -102,7 +102,7 @@ class Monitors:
         if bad:
             raise InvalidInput(f"Unknown threshold(s) {bad}; known: {', '.join(THRESHOLD_KEYS)}.")
         seconds = parse_schedule(schedule)
-        folder = self.ws.root / "monitors" / name
+        folder = self.ws.layout.monitor(name)
         folder.mkdir(parents=True, exist_ok=True)
         frame[features].to_parquet(folder / "reference.parquet", index=False)
         try:
@@ -144,7 +144,7 @@ class Monitors:
         self._record(name)
         with self.ws.store.session() as session:
             session.execute(delete(MonitorRecord).where(MonitorRecord.name == name))
-        shutil.rmtree(self.ws.root / "monitors" / name, ignore_errors=True)
+        shutil.rmtree(self.ws.layout.monitor(name), ignore_errors=True)
 
     def run(self, name: str, *, now: datetime | None = None) -> MonitorRun | None:
         """Check the window since the last run; None when another scheduler has taken (or checked) it."""
@@ -190,13 +190,13 @@ class Monitors:
         self.ws.endpoints.show(endpoint)
         if not isinstance(labels, pd.DataFrame) or not {"request_id", "label"} <= set(labels.columns):
             raise InvalidInput("log_labels needs a DataFrame with the columns request_id and label.")
-        folder = self.ws.root / "labels"
-        folder.mkdir(parents=True, exist_ok=True)
+        path = self.ws.layout.labels(endpoint)
+        path.parent.mkdir(parents=True, exist_ok=True)
         lines = [
             json.dumps({"request_id": str(r), "label": _plain(v)})
             for r, v in zip(labels["request_id"], labels["label"], strict=True)
         ]
-        with FileLock(folder / f".{endpoint}.lock"), open(folder / f"{endpoint}.jsonl", "a", encoding="utf-8") as out:
+        with FileLock(path.with_name(f".{path.stem}.lock")), open(path, "a", encoding="utf-8") as out:
             out.write("".join(line + "\n" for line in lines))
         return len(lines)
 
@@ -313,7 +313,7 @@ def model_quality(
     ws: Workspace, endpoint: str, deployment: str | None, start: datetime, end: datetime
 ) -> dict[str, float]:
     """Accuracy (discrete labels) or mean absolute error (numbers) of the window's labelled requests."""
-    path = ws.root / "labels" / f"{endpoint}.jsonl"
+    path = ws.layout.labels(endpoint)
     if not path.exists():
         return {}
     labels = {}
@@ -335,8 +335,8 @@ def model_quality(
 
 def _collected(ws: Workspace, endpoint: str, deployment: str | None, start: datetime, end: datetime) -> Any:
     """The collected entries (parsed JSON lines) of a window, oldest first."""
-    root = ws.root / "collected" / endpoint
-    folders = [root / deployment] if deployment else [p for p in root.glob("*") if p.is_dir()]
+    root = ws.layout.collected(endpoint)
+    folders = [ws.layout.collected(endpoint, deployment)] if deployment else [p for p in root.glob("*") if p.is_dir()]
     first_day = start.date().isoformat()
     for folder in folders:
         for path in sorted(folder.glob("*.jsonl")):

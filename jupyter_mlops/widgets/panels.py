@@ -86,13 +86,11 @@ class ModelsPanel(w.VBox):
         self.next_button.disabled = self.page >= self.pages - 1
 
     def set_alias(self) -> None:
-        name, _, version = self.alias_target.value.strip().rpartition(":")
-        try:
-            if not name or not version:
-                from jupyter_mlops.exceptions import InvalidInput
+        from jupyter_mlops.refs import ModelRef
 
-                raise InvalidInput("Name the version as name:version, e.g. churn:3.")
-            self.ws.models.set_alias(name, self.alias_name.value.strip(), version)
+        try:
+            ref = ModelRef.parse(self.alias_target.value)
+            self.ws.models.set_alias(ref.name, self.alias_name.value.strip(), ref.selector)
         except MlopsError as exc:
             self.error.value = _error_html(exc.message)
             return
