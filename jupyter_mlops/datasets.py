@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.exceptions import InvalidInput, NotFound
+from jupyter_mlops.names import check_name
 from jupyter_mlops.records import Record
 
 if TYPE_CHECKING:
@@ -54,8 +55,7 @@ class Datasets:
         from jupyter_mlops.registry import current_user
         from jupyter_mlops.store.datasets import DatasetRecord
 
-        if not name or "/" in name or ":" in name:
-            raise InvalidInput(f"{name!r} is not a valid dataset name: no '/' or ':'.")
+        check_name(name, "dataset")
         frame = _frame(data)
         if not isinstance(frame, pd.DataFrame) or frame.empty:
             raise InvalidInput("A dataset needs at least one row.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import getpass
 import os
@@ -18,6 +19,8 @@ from jupyter_mlops import _mlflow
 from jupyter_mlops.events import envelope
 from jupyter_mlops.exceptions import Conflict, InvalidInput, ModelInUseError, NotFound
 from jupyter_mlops.filters import to_mlflow_filter
+from jupyter_mlops.model_files import check_source, upload_failure
+from jupyter_mlops.names import check_name
 from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, public_tags
 from jupyter_mlops.refs import ModelRef
 
@@ -57,17 +60,13 @@ class ModelRegistry:
         ``runs:/`` or ``models:/`` URI, or a local file or folder (every file is kept byte for byte). Inside a
         job the files go to the job's run, so the version links to the run that trained it.
         """
-        _check_name(name)
+        check_name(name, "model")
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
         if isinstance(source, str) and source.startswith(("runs:/", "models:/")):
             uri, run_id, flavor = self._resolve_uri_source(source)
         elif isinstance(source, (str, os.PathLike)):
             path = Path(source).expanduser()
-            if not path.exists():
-                raise InvalidInput(
-                    f"Cannot register {name!r}: the path {str(path)!r} does not exist; nothing was registered.",
-                    path=str(path),
-                )
+            check_source(path, name)
             uri, run_id = self._upload(path, name)
             flavor = "mlflow" if (path / "MLmodel").is_file() else "files"
         else:
@@ -125,9 +124,11 @@ class ModelRegistry:
                     client.log_artifacts(run_id, str(path), artifact_path)
                 else:
                     client.log_artifact(run_id, str(path), artifact_path)
-            except BaseException:
-                if own_run:
-                    _mlflow.terminate_run(client, run_id, "FAILED")
+            except BaseException as exc:
+                reason = upload_failure(exc, path, name)
+                self._discard_upload(run_id, artifact_path, own_run, reason)
+                if reason is not None:
+                    raise reason from exc
                 raise
             if own_run:
                 _mlflow.terminate_run(client, run_id, "FINISHED")
@@ -135,6 +136,20 @@ class ModelRegistry:
             else:
                 artifact_uri = job.artifact_uri
         return f"{artifact_uri.rstrip('/')}/{artifact_path}", run_id
+
+    def _discard_upload(self, run_id: str, artifact_path: str, own_run: bool, reason: Exception | None) -> None:
+        """No partial upload stays: remove what reached the artifact store; a run of our own ends FAILED with
+        the reason (a job's run is the job's to end)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        client = self.ws.client
+        with _suppressed():
+            get_artifact_repository(client.get_run(run_id).info.artifact_uri).delete_artifacts(artifact_path)
+        if own_run:
+            with _suppressed():
+                if reason is not None:
+                    client.set_tag(run_id, "mlops.error", str(reason)[:5000])
+                _mlflow.terminate_run(client, run_id, "FAILED")
 
     def _create_version(
         self, name: str, source: str, run_id: str | None, tags: dict[str, str], description: str | None
@@ -339,7 +354,18 @@ class ModelRegistry:
 
         record = self.get(name, version)
         dest_path = Path(dest).expanduser().resolve()
-        dest_path.mkdir(parents=True, exist_ok=True)
+        if dest_path.exists() and not dest_path.is_dir():
+            raise Conflict(
+                f"Cannot download {name}:{record.version} into {dest_path}: it is a file. Name a folder (new or "
+                "existing) to download into.",
+                path=str(dest_path),
+            )
+        try:
+            dest_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(
+                f"Cannot download {name}:{record.version} into {dest_path}: {exc.strerror}.", path=str(dest_path)
+            ) from exc
         with (
             tempfile.TemporaryDirectory(prefix=".mlops-download-", dir=dest_path) as tmp,
             _mlflow.translated_errors(f"downloading {name}:{record.version}"),
@@ -452,6 +478,13 @@ class ModelRegistry:
         )
 
 
+class _suppressed(contextlib.suppress):
+    """Clean-up after a failure must not hide the failure."""
+
+    def __init__(self) -> None:
+        super().__init__(Exception)
+
+
 def _version_record(v: Any, aliases: list[str] | None = None) -> ModelVersion:
     tags = dict(v.tags or {})
     return ModelVersion(
@@ -494,13 +527,6 @@ def _retry_when_locked(call: Callable[[], T], attempts: int = 20) -> T:
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) or "database is locked" in text or "locked" in text
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name.strip() or "/" in name or "'" in name or ":" in name:
-        raise InvalidInput(
-            f"{name!r} is not a valid model name: use letters, digits, '-', '_' and '.', without '/', ':' or quotes."
-        )
 
 
 __all__ = ["ModelRegistry", "current_user"]

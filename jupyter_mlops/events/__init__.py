@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.events.envelope import EVENT_TYPES, Event, dumps, new_event
 from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
+from jupyter_mlops.names import check_name
 from jupyter_mlops.records import Record
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ class Events:
         Exactly one of ``webhook`` (signed POSTs), ``callback`` (a function in this process) or ``email``.
         A callback subscription of the same name is re-bound to the new function, and receives what it missed.
         """
+        check_name(name, "subscription")
         from sqlalchemy import select
 
         from jupyter_mlops.store.events import SubscriptionRecord

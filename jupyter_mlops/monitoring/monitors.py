@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
+from jupyter_mlops.names import check_name
 from jupyter_mlops.records import Record
 from jupyter_mlops.store.schema import as_utc
 
@@ -88,6 +89,7 @@ class Monitors:
 
         from jupyter_mlops.store.monitors import MonitorRecord
 
+        check_name(name, "monitor")
         info = self.ws.endpoints.show(endpoint)
         names = [d.name for d in info.deployments]
         if deployment is not None and deployment not in names:
