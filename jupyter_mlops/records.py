@@ -19,10 +19,24 @@ def public_tags(tags: dict[str, str]) -> dict[str, str]:
 
 
 class Record:
-    """Shared by every record: a JSON-ready dict with datetimes as ISO 8601 strings."""
+    """Shared by every record: a JSON-ready dict with datetimes as ISO 8601 strings, a compact card in a notebook
+    and aligned ``field  value`` lines in a terminal (``repr`` stays the dataclass's, for debugging)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+    def __str__(self) -> str:
+        from jupyter_mlops.render import card_text
+
+        return card_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self) if not cycle else type(self).__name__)
+
+    def _repr_html_(self) -> str:
+        from jupyter_mlops.render import card_html
+
+        return card_html(self)
 
 
 def _jsonable(value: Any) -> Any:

@@ -128,3 +128,73 @@ def test_unreachable_tracking_server_says_which_uri_and_how_to_start_one(tmp_pat
 def test_help_is_fast_and_lists_the_groups():
     result = subprocess.run([str(BIN / "jupyter"), "mlops", "--help"], capture_output=True, text=True, check=True)
     assert "models" in result.stdout and "runs" in result.stdout
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Every module a file imports (relative imports resolved), and module names it passes around as strings."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("jupyter_mlops."):
+            names.add(node.value)  # importlib.import_module("jupyter_mlops.cli...") registration
+    return names
+
+
+def test_no_feature_package_imports_the_cli():
+    """The CLI is one face: it calls the features, never the other way round (only the magics share its parser)."""
+    root = Path(__file__).resolve().parents[1] / "jupyter_mlops"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in {"cli", "server", "magics.py"}:
+            continue
+        package = ".".join(("jupyter_mlops", *relative.parent.parts))  # what a relative import starts from
+        imported = _imported_modules(path, package)
+        if any(name == "jupyter_mlops.cli" or name.startswith("jupyter_mlops.cli.") for name in imported):
+            offenders.append(str(relative))
+    assert offenders == [], f"these modules import jupyter_mlops.cli: {offenders}"
+
+
+def test_records_render_as_cards_and_aligned_text():
+    """A record shown in a notebook is a compact card with nested fields as sub-tables and local times, and
+    aligned ``field  value`` lines in a terminal; never a dataclass repr."""
+    from datetime import datetime, timezone
+
+    from jupyter_mlops.audit import VersionAudit
+    from jupyter_mlops.render import Result, local_time
+
+    deployed = "2026-12-01T10:00:00+00:00"
+    audit = VersionAudit(
+        model="churn",
+        version=3,
+        registered_by="ds",
+        registered_at=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc),
+        description="retrained",
+        run_id="abc123",
+        pipeline=None,
+        step=None,
+        commit=None,
+        deployments=[
+            {"endpoint": "scoring", "deployment": "blue", "deployed_at": deployed, "until": None, "traffic": []}
+        ],
+    )
+    html = audit._repr_html_()
+    local = local_time(datetime.fromisoformat(deployed))
+    assert html.startswith('<table class="mlops-card">') and '<table class="mlops-sub">' in html
+    assert f"<td>{local}</td>" in html and "{" not in html and "VersionAudit(" not in html
+    text = str(audit)
+    assert text.splitlines()[0] == "VersionAudit"
+    assert any(line.split() == ["model", "churn"] for line in text.splitlines())
+    assert f"deployed_at={local}" in text and "{" not in text
+    table = Result([audit]).text()
+    assert "{" not in table and "1 item(s): endpoint=scoring, deployment=blue" in table
+    assert Result(audit)._repr_html_() == html
