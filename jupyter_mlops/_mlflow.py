@@ -39,6 +39,9 @@ _autolog_enabled = False
 def make_client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
     from mlflow import MlflowClient
 
+    # MLflow draws a "Downloading artifacts" bar on every model load (each batch worker, each explain cell):
+    # our own progress bars say what is going on. A user who sets the variable keeps their choice.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
 
 
