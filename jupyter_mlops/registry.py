@@ -25,6 +25,10 @@ from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, pu
 from jupyter_mlops.refs import ModelRef
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy.orm import Session
+
     from jupyter_mlops.workspace import Workspace
 
 CREATED_BY_TAG = "mlops.created_by"
@@ -393,7 +397,18 @@ class ModelRegistry:
             targets = sorted(v.version for v in self._versions_of(name))
         else:
             targets = [self.get(name, version).version]
-        deployments = self.deployments_using(name, None if version is None else targets[0])
+        with self.guard(name) as session:  # a deploy of the same model waits, or has recorded its deployment
+            return self._delete_guarded(session, name, version, targets, force=force)
+
+    def guard(self, name: str) -> AbstractContextManager[Session]:
+        """Hold the model ``name`` still across processes (and machines, on a shared store): deleting a version and
+        recording a deployment of it take this guard, so whichever comes second sees what the first did."""
+        return self.ws.store.guard(f"model:{name}")
+
+    def _delete_guarded(
+        self, session: Session, name: str, version: int | str | None, targets: list[int], *, force: bool
+    ) -> list[int]:
+        deployments = self.deployments_using(name, None if version is None else targets[0], session=session)
         if deployments:
             what = name if version is None else f"{name}:{targets[0]}"
             raise ModelInUseError(
@@ -418,8 +433,8 @@ class ModelRegistry:
                 self._known_models.discard(name)
             else:
                 self.ws.client.delete_model_version(name, str(targets[0]))
-        for alias, version in aliases.items():
-            self._alias_changed(name, alias, None, version)
+        for alias, pointed in aliases.items():
+            self._alias_changed(name, alias, None, pointed)
         self.ws.events.emit(
             "model.deleted",
             f"models/{name}" if version is None else f"models/{name}/versions/{targets[0]}",
@@ -427,7 +442,7 @@ class ModelRegistry:
         )
         return targets
 
-    def deployments_using(self, name: str, version: int | None = None) -> list[str]:
+    def deployments_using(self, name: str, version: int | None = None, *, session: Session | None = None) -> list[str]:
         """``endpoint/deployment`` of each active deployment serving ``name`` (one version, or any)."""
         from sqlalchemy import select
 
@@ -436,8 +451,10 @@ class ModelRegistry:
         query = select(Deployment).where(Deployment.model_name == name, Deployment.status.in_(ACTIVE_DEPLOYMENT_STATES))
         if version is not None:
             query = query.where(Deployment.model_version == int(version))
-        with self.ws.store.session() as session:
+        if session is not None:
             return sorted(d.qualified_name for d in session.scalars(query))
+        with self.ws.store.session() as own:
+            return sorted(d.qualified_name for d in own.scalars(query))
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _versions_of(self, name: str) -> list[ModelVersion]:

@@ -8,6 +8,7 @@ The schema is versioned with alembic; opening a store brings it to the newest re
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,25 @@ class MetadataStore:
 
             self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         with self._sessionmaker.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def guard(self, key: str) -> Iterator[Session]:
+        """A transaction that holds the lock named ``key`` until it ends, across processes and, on a shared store,
+        across machines: a PostgreSQL advisory lock of the transaction, or a lock file beside the SQLite file (a
+        SQLite store is one machine's). Checks and the changes they allow happen inside it, never around it."""
+        digest = hashlib.sha256(key.encode()).digest()
+        if self.engine.dialect.name == "sqlite":
+            lock = FileLock((self._lock_dir or Path(".")) / f".mlops-guard-{digest.hex()[:16]}.lock")
+            with lock, self.session() as session:
+                yield session
+            return
+        with self.session() as session:
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy import text
+
+                lock_id = int.from_bytes(digest[:8], "big", signed=True)
+                session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
             yield session
 
     def current_revision(self) -> str | None:
