@@ -7,9 +7,11 @@
 Each run is an MLflow run (in the experiment named after the pipeline) with one child run per step. A step whose
 notebook, parameters, input contents and environment match an earlier successful run is reused, not executed.
 The modules: ``spec`` (schema and checks), ``notebook`` (declared parameters), ``cache`` (step reuse),
-``kernels`` (kernel start-up off the critical path), ``runner`` (the DAG), ``sweeps`` (trials of a step's
-``sweep:``), ``execution`` (one papermill execution), ``executors`` (local or Dask), ``history`` (past runs, clones),
-``commands`` (the CLI group), ``progress`` (the notebook display).
+``kernels`` (kernel start-up off the critical path), ``runner`` (scheduling the DAG), ``steps`` (what a step runs
+with: kernel, inputs, cache key), ``tracking`` (the MLflow records of runs, steps and trials), ``tags`` (every tag
+and artifact name they carry), ``sweeps`` (trials of a step's ``sweep:``), ``execution`` (one papermill
+execution), ``executors`` (local or Dask), ``history`` (past runs, clones, reconciling dead runners),
+``service`` (``ws.pipelines``), ``progress`` (the notebook display); the CLI group is ``jupyter_mlops.cli.pipelines``.
 """
 
 from __future__ import annotations

@@ -17,16 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.pipelines.tags import KEY_TAG, OUTPUT_KIND_TAG, OUTPUT_TAG, OUTPUTS_ARTIFACT, STATUS_TAG, STEP_TAG
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-
-KEY_TAG = "mlops.step.cache_key"
-STATUS_TAG = "mlops.step.status"
-STEP_TAG = "mlops.step.name"
-PIPELINE_TAG = "mlops.pipeline"
-OUTPUT_TAG = "mlops.output."  # + name: content hash
-INPUT_TAG = "mlops.input."  # + name: content hash
-OUTPUTS_ARTIFACT = "outputs"
 
 
 def content_hash(path: Path) -> str:
@@ -103,7 +97,7 @@ def restore(client: MlflowClient, run: Any, name: str, dest: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="mlops-restore-") as tmp, _no_progress_bar():
         local = Path(client.download_artifacts(run.info.run_id, f"{OUTPUTS_ARTIFACT}/{name}", tmp))
         entries = list(local.iterdir()) if local.is_dir() else [local]
-        source = entries[0] if len(entries) == 1 and run.data.tags.get(f"mlops.output_kind.{name}") == "file" else local
+        source = entries[0] if len(entries) == 1 and run.data.tags.get(f"{OUTPUT_KIND_TAG}{name}") == "file" else local
         _replace(source, dest)
 
 

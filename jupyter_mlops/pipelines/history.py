@@ -1,7 +1,8 @@
 """Past pipeline runs: listing, showing, resuming and cloning, and reconciling runs whose runner died.
 
-A runner killed with SIGKILL cannot mark its run; the run's tags say which process on which host ran it, so
-any later look at the pipeline (list, runs, resume) marks a RUNNING run whose process is gone as KILLED.
+A runner killed with SIGKILL cannot mark its run; the run's tags say which process on which host ran it (a
+``ProcessIdentity``), so any later look at the pipeline (list, runs, resume) marks a RUNNING run whose process
+is gone as KILLED.
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import re
 import shutil
-import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops import _mlflow
 from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
-from jupyter_mlops.pipelines import runner as r
+from jupyter_mlops.pipelines import tags as t
 from jupyter_mlops.pipelines.records import PipelineInfo, PipelineRunInfo
+from jupyter_mlops.pipelines.runner import Runner
+from jupyter_mlops.pipelines.tracking import runner_identity
 from jupyter_mlops.records import from_millis
 
 if TYPE_CHECKING:
@@ -27,12 +29,12 @@ if TYPE_CHECKING:
     from jupyter_mlops.pipelines.runner import Progress
     from jupyter_mlops.workspace import Workspace
 
-_KIND_FILTER = f"tags.`{r.KIND_TAG}` = '{r.PIPELINE_RUN_KIND}'"
+_KIND_FILTER = f"tags.`{t.KIND_TAG}` = '{t.PIPELINE_RUN_KIND}'"
 
 
 def _experiments(ws: Workspace) -> dict[str, str]:
     """Pipeline experiments: id -> name."""
-    found = ws.client.search_experiments(filter_string=f"tags.`{r.KIND_TAG}` = 'pipeline'")
+    found = ws.client.search_experiments(filter_string=f"tags.`{t.KIND_TAG}` = '{t.PIPELINE_KIND}'")
     return {e.experiment_id: e.name for e in found}
 
 
@@ -57,8 +59,7 @@ def reconcile(ws: Workspace, experiment_ids: list[str]) -> list[str]:
     running = client.search_runs(experiment_ids, filter_string=f"{_KIND_FILTER} AND attributes.status = 'RUNNING'")
     killed = []
     for run in running:
-        tags = run.data.tags
-        if tags.get(r.HOST_TAG) != socket.gethostname() or _alive(tags.get(r.PID_TAG), tags.get(r.PID_START_TAG)):
+        if _alive(run.data.tags):
             continue
         children = client.search_runs(
             [run.info.experiment_id],
@@ -66,26 +67,22 @@ def reconcile(ws: Workspace, experiment_ids: list[str]) -> list[str]:
         )
         children += client.search_runs(  # the trials of sweep steps, one level further down
             [run.info.experiment_id],
-            filter_string=f"tags.`{r.TRIAL_PIPELINE_RUN_TAG}` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
+            filter_string=f"tags.`{t.TRIAL_PIPELINE_RUN_TAG}` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
         )
         for child in children:
-            client.set_tag(child.info.run_id, "mlops.step.status", "killed")
+            client.set_tag(child.info.run_id, t.STATUS_TAG, "killed")
             _mlflow.terminate_run(client, child.info.run_id, "KILLED")
-        client.set_tag(run.info.run_id, r.ERROR_TAG, "the runner process ended without finishing the run")
+        client.set_tag(run.info.run_id, t.ERROR_TAG, "the runner process ended without finishing the run")
         _mlflow.terminate_run(client, run.info.run_id, "KILLED")
         killed.append(run.info.run_id)
     return killed
 
 
-def _alive(pid: str | None, started: str | None) -> bool:
-    """Whether the runner process still runs (the same process, not a new one with its PID)."""
-    try:
-        os.kill(int(pid or ""), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        pass
-    return not started or r.process_start(int(pid or 0)) in (started, "")
+def _alive(tags: Mapping[str, str]) -> bool:
+    """Whether the run's runner process may still run: the same process (not a new one with its PID), or one
+    this host cannot check (another host's, or a run that does not say)."""
+    identity = runner_identity(tags)
+    return identity is None or identity.alive()
 
 
 def _runs(ws: Workspace, experiment_ids: list[str], max_results: int = 1000) -> list[Any]:
@@ -139,20 +136,20 @@ def resume(
     with _mlflow.translated_errors(f"pipeline run {run_id!r}"):
         run = ws.client.get_run(run_id)
         tags = run.data.tags
-        if tags.get(r.KIND_TAG) != r.PIPELINE_RUN_KIND:
+        if tags.get(t.KIND_TAG) != t.PIPELINE_RUN_KIND:
             raise InvalidInput(f"Run {run_id} is not a pipeline run: pass the RUN_ID that `pipeline run` printed.")
         reconcile(ws, [run.info.experiment_id])
         run = ws.client.get_run(run_id)
         if run.info.status == "RUNNING":
             raise Conflict(
-                f"Pipeline run {run_id} is still running (process {tags.get(r.PID_TAG)} on {tags.get(r.HOST_TAG)}); "
+                f"Pipeline run {run_id} is still running (process {tags.get(t.PID_TAG)} on {tags.get(t.HOST_TAG)}); "
                 "wait for it or stop it before resuming."
             )
         text = _spec_text(ws, run_id)
-        parameters = json.loads(_artifact_text(ws, run_id, r.PARAMETERS_ARTIFACT))
-    spec_path = Path(tags[r.SPEC_PATH_TAG])
+        parameters = json.loads(_artifact_text(ws, run_id, t.PARAMETERS_ARTIFACT))
+    spec_path = Path(tags[t.SPEC_PATH_TAG])
     pipeline = spec.load(spec_path, text=text, folder=spec_path.parent, parameters=parameters)
-    runner = r.Runner(
+    runner = Runner(
         ws,
         pipeline,
         max_parallel=max_parallel,
@@ -178,7 +175,7 @@ def clone(ws: Workspace, name: str, new_name: str, dest: Path) -> Path:
     with _mlflow.translated_errors(f"pipeline {name!r}"):
         latest = _runs(ws, [_experiment(ws, name)], 1)[0]
         text = _spec_text(ws, latest.info.run_id)
-    source_path = Path(latest.data.tags[r.SPEC_PATH_TAG])
+    source_path = Path(latest.data.tags[t.SPEC_PATH_TAG])
     source = source_path.parent
     original = spec.load(source_path, text=text, folder=source)  # checks the notebooks are still there
     data = yaml.safe_load(text)
@@ -209,7 +206,7 @@ def clone(ws: Workspace, name: str, new_name: str, dest: Path) -> Path:
 
 
 def _spec_text(ws: Workspace, run_id: str) -> str:
-    return _artifact_text(ws, run_id, r.SPEC_ARTIFACT)
+    return _artifact_text(ws, run_id, t.SPEC_ARTIFACT)
 
 
 def _artifact_text(ws: Workspace, run_id: str, path: str) -> str:
@@ -223,11 +220,11 @@ def _info(name: str, latest: Any, count: int) -> PipelineInfo:
     tags = latest.data.tags
     steps: list[str] = []
     with contextlib.suppress(ValueError, TypeError):
-        steps = list(json.loads(tags.get(r.STATES_TAG) or "{}"))
+        steps = list(json.loads(tags.get(t.STATES_TAG) or "{}"))
     return PipelineInfo(
         name=name,
-        version=tags.get(r.VERSION_TAG, ""),
-        spec_path=tags.get(r.SPEC_PATH_TAG, ""),
+        version=tags.get(t.VERSION_TAG, ""),
+        spec_path=tags.get(t.SPEC_PATH_TAG, ""),
         runs=count,
         last_status=latest.info.status,
         last_run_id=latest.info.run_id,
@@ -240,14 +237,14 @@ def _run_info(name: str, run: Any) -> PipelineRunInfo:
     info, tags = run.info, run.data.tags
     states: dict[str, str] = {}
     with contextlib.suppress(ValueError, TypeError):
-        states = json.loads(tags.get(r.STATES_TAG) or "{}")
+        states = json.loads(tags.get(t.STATES_TAG) or "{}")
     return PipelineRunInfo(
         run_id=info.run_id,
         pipeline=name,
-        version=tags.get(r.VERSION_TAG, ""),
+        version=tags.get(t.VERSION_TAG, ""),
         status=info.status,
         start_time=from_millis(info.start_time),
         duration_s=(info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None,
         steps=states,
-        resumed_from=tags.get(r.RESUMED_TAG),
+        resumed_from=tags.get(t.RESUMED_TAG),
     )
