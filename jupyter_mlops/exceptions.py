@@ -11,6 +11,7 @@ Every error derives from ``MlopsError`` and knows the HTTP status a REST face an
     ├── Conflict (409)               the change would lose or break something
     │   └── ModelInUseError          a live deployment or an alias still uses the model
     ├── Interrupted (500)            Ctrl-C or SIGTERM stopped a run; it is recorded as KILLED
+    │   └── Cancelled                a step or trial stopped because its run was interrupted
     ├── EndpointError (502)          an endpoint (its workers, a deployment process or container) failed on its own
     │   └── ImageBuildFailed         ``docker build`` of a deployment's image failed
     └── BackendUnavailable (503)     the tracking server or the metadata store does not answer
@@ -81,6 +82,10 @@ class Interrupted(MlopsError):
     """The run was stopped by Ctrl-C or SIGTERM; it is recorded as KILLED."""
 
 
+class Cancelled(Interrupted):
+    """A pipeline step (or sweep trial) stopped waiting or running because its run was interrupted."""
+
+
 class EndpointError(MlopsError):
     """An endpoint (its workers, a deployment process or container, a model it loads) failed on its own."""
 
@@ -104,6 +109,7 @@ class DockerUnavailable(BackendUnavailable):
 __all__ = [
     "BackendUnavailable",
     "BuildFailed",
+    "Cancelled",
     "Conflict",
     "DockerUnavailable",
     "EndpointError",

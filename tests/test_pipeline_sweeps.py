@@ -15,8 +15,8 @@ import pytest
 
 from jupyter_mlops import BackendUnavailable, InvalidInput, Workspace, cli, pipelines
 from jupyter_mlops.pipelines import kernels, sweeps
-from jupyter_mlops.pipelines.progress import NotebookProgress
 from jupyter_mlops.pipelines.spec import SweepSpec
+from jupyter_mlops.widgets.progress import NotebookProgress
 from tests.test_pipelines import _chain, _notebook, _states, _wait_for_running_step
 
 # score = -(n - 3)^2 * scale: best at n = 3; n = 2 fails when `fail_two` is set

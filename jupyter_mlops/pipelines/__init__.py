@@ -11,7 +11,8 @@ The modules: ``spec`` (schema and checks), ``notebook`` (declared parameters), `
 with: kernel, inputs, cache key), ``tracking`` (the MLflow records of runs, steps and trials), ``tags`` (every tag
 and artifact name they carry), ``sweeps`` (trials of a step's ``sweep:``), ``execution`` (one papermill
 execution), ``executors`` (local or Dask), ``history`` (past runs, clones, reconciling dead runners),
-``service`` (``ws.pipelines``), ``progress`` (the notebook display); the CLI group is ``jupyter_mlops.cli.pipelines``.
+``service`` (``ws.pipelines``). The notebook display is ``jupyter_mlops.widgets.progress``, the CLI group
+``jupyter_mlops.cli.pipelines``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops import snapshot
-from jupyter_mlops.exceptions import InvalidInput
+from jupyter_mlops.exceptions import Cancelled, InvalidInput
 from jupyter_mlops.pipelines import execution, executors, kernels, steps, sweeps, tracking
 from jupyter_mlops.pipelines.records import PipelineRun, StepResult
 from jupyter_mlops.pipelines.tags import EXECUTOR_TAG, OUTPUT_KIND_TAG, OUTPUT_TAG, REUSED_FROM_TAG, TRIALS_ARTIFACT
@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str, str], None]
 
 FINAL = ("succeeded", "reused", "failed", "skipped", "killed")
-
-
-class _Cancelled(Exception):
-    """The pipeline run was interrupted while this step waited or ran."""
 
 
 @dataclass
@@ -130,7 +126,7 @@ class Runner:
 
     def check_cancelled(self) -> None:
         if self._cancelled:
-            raise _Cancelled
+            raise Cancelled
 
     def report(self, step: str, state: str) -> None:
         """A progress line for ``step`` that is not a state change (retries, trials), shown on the main thread."""
@@ -272,7 +268,7 @@ class Runner:
                 while not self._cancelled and not all(self.states[d].state in FINAL for d in s.step.depends_on):
                     self._changed.wait()
                 if self._cancelled:
-                    raise _Cancelled
+                    raise Cancelled
             if any(self.states[d].state not in ("succeeded", "reused") for d in s.step.depends_on):
                 self._set(name, "skipped")
                 return
@@ -283,7 +279,7 @@ class Runner:
             if s.mode == "cache":
                 return
             kernel = self._execute(s, key, inputs, kernel)
-        except _Cancelled:
+        except Cancelled:
             self._set(name, "killed")
         except Exception as exc:  # a step's own failure is recorded, never raised through the scheduler
             s.error = f"{type(exc).__name__}: {exc}"
@@ -300,7 +296,7 @@ class Runner:
         kernel = s.kernel = kernels.Kernel(self.resolver.kernel_name(s.step), s.step.notebook.parent)
         if self._cancelled:  # _cancel() may have looked for this kernel before it existed
             kernel.kill()
-            raise _Cancelled
+            raise Cancelled
         return kernel
 
     def _reuse(self, s: _StepState, key: str, inputs: dict[str, tuple[Path, str]]) -> bool:
@@ -352,7 +348,7 @@ class Runner:
                     kernel = self._new_kernel(s)
                 error = self._papermill(s, kernel, inputs, attempt)
                 if self._cancelled:
-                    raise _Cancelled
+                    raise Cancelled
                 if error is None:
                     break
             s.duration_s = time.monotonic() - started
