@@ -10,7 +10,8 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from jupyter_mlops.cli import UsageError, execute, parse
+from jupyter_mlops.cli import execute, pairs, parse, workspace_for
+from jupyter_mlops.exceptions import UsageError
 
 
 @magics_class
@@ -25,15 +26,8 @@ class MlopsMagics(Magics):
     @cell_magic
     def mlops_job(self, line: str, cell: str) -> Any:
         """Run the cell as a tracked MLflow run; an exception fails the run and is raised into the cell."""
-        from jupyter_mlops.cli import pairs
-        from jupyter_mlops.workspace import Workspace, default_workspace
-
         args = parse_argstring(self.mlops_job, line)
-        ws = (
-            Workspace(args.workspace, tracking_uri=args.tracking_uri)
-            if args.workspace or args.tracking_uri
-            else default_workspace()
-        )
+        ws = workspace_for(args)  # --workspace/--tracking-uri as the CLI reads them
         job = ws.job(
             experiment=args.experiment,
             name=args.name,

@@ -381,7 +381,7 @@ def test_spec_errors_name_the_file_the_line_and_the_key(tmp_path, text, expected
 
 
 def test_the_core_does_not_import_ipython():
-    modules = "jupyter_mlops.pipelines.runner, jupyter_mlops.pipelines.commands, jupyter_mlops.pipelines.history"
+    modules = "jupyter_mlops.pipelines.runner, jupyter_mlops.cli.pipelines, jupyter_mlops.pipelines.history"
     code = f"import sys, {modules}; print('IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert out.stdout.strip() == "False"

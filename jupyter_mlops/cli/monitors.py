@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from jupyter_mlops.cli import result
+from jupyter_mlops.cli.core import result
 
 if TYPE_CHECKING:
-    from jupyter_mlops.cli import Commands
+    from jupyter_mlops.cli.core import Commands
     from jupyter_mlops.render import Result
     from jupyter_mlops.workspace import Workspace
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jupyter_mlops.cli import pairs, result
+from jupyter_mlops.cli.core import pairs, result
 from jupyter_mlops.exceptions import InvalidInput
 
 if TYPE_CHECKING:
-    from jupyter_mlops.cli import Commands
+    from jupyter_mlops.cli.core import Commands
     from jupyter_mlops.render import Result
     from jupyter_mlops.workspace import Workspace
 

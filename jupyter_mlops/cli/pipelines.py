@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.cli.core import pairs, result
 from jupyter_mlops.exceptions import Interrupted
 
 if TYPE_CHECKING:
-    from jupyter_mlops.cli import Commands
+    from jupyter_mlops.cli.core import Commands
     from jupyter_mlops.pipelines.records import PipelineRun
     from jupyter_mlops.render import Result
     from jupyter_mlops.workspace import Workspace
@@ -56,8 +57,6 @@ def _interrupted() -> Iterator[None]:
 
 
 def _outcome(record: PipelineRun) -> Result:
-    from jupyter_mlops.cli import result
-
     return result(record.to_dict(), record.summary(), exit_code=0 if record.succeeded else 1)
 
 
@@ -65,7 +64,6 @@ def pipeline_run(ws: Workspace, a: argparse.Namespace) -> Result:
     import yaml
 
     from jupyter_mlops import pipelines
-    from jupyter_mlops.cli import pairs
 
     parameters = {k: yaml.safe_load(v) if v else v for k, v in pairs(a.param, "parameter").items()}
     with _sigterm_as_interrupt(), _interrupted():
@@ -101,7 +99,6 @@ def pipeline_resume(ws: Workspace, a: argparse.Namespace) -> Result:
 
 def pipeline_list(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
-    from jupyter_mlops.cli import result
 
     infos = pipelines.list_pipelines(workspace=ws)
     lines = [f"{'NAME':<24} {'VERSION':<12} {'RUNS':>5}  {'LAST STATUS':<11} LAST RUN"]
@@ -111,7 +108,6 @@ def pipeline_list(ws: Workspace, a: argparse.Namespace) -> Result:
 
 def pipeline_show(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
-    from jupyter_mlops.cli import result
 
     info = pipelines.show(a.name, workspace=ws)
     text = (
@@ -123,7 +119,6 @@ def pipeline_show(ws: Workspace, a: argparse.Namespace) -> Result:
 
 def pipeline_runs(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
-    from jupyter_mlops.cli import result
 
     found = pipelines.runs(a.name, max_results=a.max, workspace=ws)
     lines = [f"{'RUN ID':<33} {'STATUS':<9} {'VERSION':<12} {'SECONDS':>8}  STEPS"]
@@ -136,7 +131,6 @@ def pipeline_runs(ws: Workspace, a: argparse.Namespace) -> Result:
 
 def pipeline_clone(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
-    from jupyter_mlops.cli import result
 
     path = pipelines.clone(a.name, a.new_name, a.dest, workspace=ws)
     return result({"pipeline": a.new_name, "spec": str(path)}, f"Cloned {a.name} as {a.new_name}: {path}")
