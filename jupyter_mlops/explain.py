@@ -57,10 +57,10 @@ class ShapValues:
 
         plt.figure()  # shap draws on the current figure
         if self.values.ndim == 2:
-            shap.summary_plot(self.values, self.data, max_display=20, show=False)
+            shap.summary_plot(self.values, self.data, max_display=20, show=False, rng=0)  # a seeded jitter
         else:
             per_class = [self.values[..., k] for k in range(self.values.shape[-1])]
-            shap.summary_plot(per_class, self.data, plot_type="bar", class_names=self.outputs, show=False)
+            shap.summary_plot(per_class, self.data, plot_type="bar", class_names=self.outputs, show=False, rng=0)
         figure = plt.gcf()
         explained = "the model output" if self.outputs == ["output"] else f"class {', '.join(self.outputs)}"
         figure.suptitle(f"SHAP values ({self.explainer} explainer) of {explained}", fontsize=10)
@@ -136,12 +136,13 @@ def explain(
     import pandas as pd
     from sklearn.inspection import permutation_importance
 
-    from jupyter_mlops.deploy.endpoints import _model_ref
+    from jupyter_mlops.refs import ModelRef
 
     if not isinstance(data, pd.DataFrame) or len(data) < 2:
         raise InvalidInput("explain() needs a pandas DataFrame with at least 2 rows of the model's inputs.")
     shap_module = _shap_module(required=shap is True) if shap is not False else None
-    record = ws.models.get(*_model_ref(model))
+    ref = ModelRef.parse(model)
+    record = ws.models.get(ref.name, ref.selector)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = mlflow.pyfunc.load_model(str(ws.models.download(record.name, record.version, Path(tmp) / "m")))
 
