@@ -11,6 +11,8 @@ Importing the package is cheap: MLflow and the other heavy libraries load on fir
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.exceptions import (
@@ -72,28 +74,84 @@ def job(
     tags: dict[str, str] | None = None,
     notebook: str | None = None,
     autolog: bool = True,
+    workspace: Workspace | None = None,
 ) -> Job:
-    """Run a block as a tracked MLflow run in the default workspace: ``with mlops.job(experiment="x"):``."""
-    return default_workspace().job(experiment=experiment, name=name, tags=tags, notebook=notebook, autolog=autolog)
+    """Run a block as a tracked MLflow run: ``with mlops.job(experiment="x"):``."""
+    ws = workspace or default_workspace()
+    return ws.job(experiment=experiment, name=name, tags=tags, notebook=notebook, autolog=autolog)
 
 
 def log_dataset(df: Any, *, name: str, context: str = "training", source: str | None = None) -> str:
-    """Record a DataFrame (with its digest) as an input of the running job; returns the digest."""
+    """Record a DataFrame (with its digest) as an input of the running job (in its workspace); returns the digest."""
     from jupyter_mlops.jobs import log_dataset as _log_dataset
 
     return _log_dataset(df, name=name, context=context, source=source)
 
 
 def register_model(
-    source: Any, name: str, *, tags: dict[str, str] | None = None, description: str | None = None
+    source: Any,
+    name: str,
+    *,
+    tags: dict[str, str] | None = None,
+    description: str | None = None,
+    workspace: Workspace | None = None,
 ) -> ModelVersion:
     """Register ``source`` (a model object, a runs:/ URI, a file or a folder) as the next version of ``name``."""
-    return default_workspace().models.register(source, name, tags=tags, description=description)
+    return (workspace or default_workspace()).models.register(source, name, tags=tags, description=description)
 
 
-# ``mlops.models``, ``mlops.runs`` and ``mlops.endpoints`` are the default workspace's services; the feature modules
-# (whose verbs take ``workspace=``) are imported on first use. Both keep ``import jupyter_mlops`` light.
+def drift(reference: Any, current: Any, *, features: list[str] | None = None, drift_share: float = 0.5) -> Any:
+    """Data drift of ``current`` against ``reference`` (DataFrames): ``.drifted``, ``.drift_share``, ``.features``,
+    ``.save_html()``; shows evidently's report inline in a notebook. Needs no workspace."""
+    from jupyter_mlops.monitoring.drift import drift as _drift
+
+    return _drift(reference, current, features=features, drift_share=drift_share)
+
+
+def _audit(model: str, *, workspace: Workspace | None = None) -> Any:
+    """For each version of ``model``: who registered it and why, from which run or pipeline, when it was deployed
+    where and with what traffic, when it was last used and how often, archived or deleted."""
+    return (workspace or default_workspace()).audit(model)
+
+
+def _explain(
+    model: str, data: Any, *, y: Any = None, shap: bool | None = None, workspace: Workspace | None = None
+) -> Any:
+    """Which features the predictions of ``model`` (``NAME:VERSION``) depend on, stored with the version and drawn
+    inline: permutation importance, and SHAP values when ``shap`` is installed (``shap=True`` requires them)."""
+    return (workspace or default_workspace()).explain(model, data, y=y, shap=shap)
+
+
+def _lineage(entity: str, *, depth: int = 6, workspace: Workspace | None = None) -> Any:
+    """Where ``entity`` (``churn:3``, a run id, a file) came from and what used it; a tree in a terminal, a graph
+    in a notebook, ``.to_dict()`` for scripts."""
+    return (workspace or default_workspace()).lineage(entity, depth=depth)
+
+
+def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4, workspace: Workspace | None = None) -> Any:
+    """Convert ``NAME:VERSION`` to ONNX, prove parity on ``sample``, and register it as a new version."""
+    from jupyter_mlops.deploy.onnx import convert_to_onnx as _convert
+
+    return _convert(workspace or default_workspace(), model, sample, tolerance=tolerance)
+
+
+def package(model: str, *, out: str, workspace: Workspace | None = None, **options: Any) -> Any:
+    """Write a Docker build context for ``model`` into ``out``: Dockerfile, locked requirements, the model and the
+    serving code; ``build=True`` builds the image, ``kserve=True`` writes a KServe InferenceService. Options:
+    ``environment``, ``scoring_script``, ``build``, ``tag``, ``kserve``, ``endpoint`` (see ``deploy.package``)."""
+    from jupyter_mlops.deploy.package import package as _package
+
+    return _package(workspace or default_workspace(), model, out=out, **options)
+
+
+# ``mlops.models`` (and every other service) is ``default_workspace().models``; ``mlops.audit``, ``mlops.explain`` and
+# ``mlops.lineage`` are the verbs above. Several share their name with the module that implements them, and Python
+# sets a submodule as an attribute of its package when it is first imported: the package's class keeps these names
+# (a data descriptor wins over the module's own attributes), so ``mlops.datasets`` stays the service after
+# ``jupyter_mlops.datasets`` was imported. The feature packages (environments, events, pipelines) are the packages
+# themselves: their verbs run on the default workspace, or on ``workspace=``, as ``ws.X`` does.
 _SERVICES = ("batch", "datasets", "endpoints", "models", "monitors", "runs")
+_VERBS = {"audit": _audit, "explain": _explain, "lineage": _lineage}
 _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",
@@ -102,62 +160,29 @@ _MODULES = {
 }
 
 
+def _service(name: str) -> property:
+    return property(lambda _: getattr(default_workspace(), name), lambda _, value: None, doc=f"``ws.{name}``")
+
+
+def _verb(function: Any) -> property:
+    function.__name__ = function.__qualname__ = function.__name__.lstrip("_")
+    return property(lambda _: function, lambda _, value: None, doc=function.__doc__)
+
+
+class _Package(types.ModuleType):
+    locals().update({name: _service(name) for name in _SERVICES})
+    locals().update({name: _verb(function) for name, function in _VERBS.items()})
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 def __getattr__(attr: str) -> Any:
-    if attr in _SERVICES:
-        return getattr(default_workspace(), attr)
     if attr in _MODULES:
         import importlib
 
         return importlib.import_module(_MODULES[attr])
     raise AttributeError(f"module 'jupyter_mlops' has no attribute {attr!r}")
-
-
-def drift(reference: Any, current: Any, *, features: list[str] | None = None, drift_share: float = 0.5) -> Any:
-    """Data drift of ``current`` against ``reference`` (DataFrames): ``.drifted``, ``.drift_share``, ``.features``,
-    ``.save_html()``; shows evidently's report inline in a notebook."""
-    from jupyter_mlops.monitoring.drift import drift as _drift
-
-    return _drift(reference, current, features=features, drift_share=drift_share)
-
-
-def audit(*, model: str) -> Any:
-    """For each version of ``model``: who registered it and why, from which run or pipeline, when it was deployed
-    where and with what traffic, when it was last used and how often, archived or deleted."""
-    from jupyter_mlops.audit import audit as _audit
-
-    return _audit(default_workspace(), model)
-
-
-def explain(model: str, data: Any, *, y: Any = None, shap: bool | None = None) -> Any:
-    """Which features the predictions of ``model`` (``NAME:VERSION``) depend on, stored with the version and drawn
-    inline: permutation importance, and SHAP values when ``shap`` is installed (``shap=True`` requires them)."""
-    from jupyter_mlops.explain import explain as _explain
-
-    return _explain(default_workspace(), model, data, y=y, shap=shap)
-
-
-def lineage(entity: str, *, depth: int = 6) -> Any:
-    """Where ``entity`` (``churn:3``, a run id, a file) came from and what used it; a tree in a terminal, a graph
-    in a notebook, ``.to_dict()`` for scripts."""
-    from jupyter_mlops.lineage import lineage as _lineage
-
-    return _lineage(default_workspace(), entity, depth=depth)
-
-
-def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4) -> Any:
-    """Convert ``NAME:VERSION`` to ONNX, prove parity on ``sample``, and register it as a new version."""
-    from jupyter_mlops.deploy.onnx import convert_to_onnx as _convert
-
-    return _convert(default_workspace(), model, sample, tolerance=tolerance)
-
-
-def package(model: str, *, out: str, **options: Any) -> Any:
-    """Write a Docker build context for ``model`` into ``out``: Dockerfile, locked requirements, the model and the
-    serving code; ``build=True`` builds the image, ``kserve=True`` writes a KServe InferenceService. Options:
-    ``environment``, ``scoring_script``, ``build``, ``tag``, ``kserve``, ``endpoint`` (see ``deploy.package``)."""
-    from jupyter_mlops.deploy.package import package as _package
-
-    return _package(default_workspace(), model, out=out, **options)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

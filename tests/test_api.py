@@ -70,3 +70,29 @@ def test_errors_carry_http_statuses():
     assert jupyter_mlops.NotFound("x").http_status == 404
     assert jupyter_mlops.ModelInUseError("x", deployments=["e/d"]).http_status == 409
     assert jupyter_mlops.BackendUnavailable("x").http_status == 503
+
+
+def test_mlops_x_is_the_default_workspace_x_even_after_its_module_is_imported(tmp_path):
+    """``mlops.datasets`` and ``mlops.audit`` share their names with modules; importing those modules (which every
+    use of the service does) must not replace the service or the verb on the package."""
+    code = (
+        "import jupyter_mlops as mlops, inspect\n"
+        "first = mlops.datasets\n"
+        "import jupyter_mlops.datasets, jupyter_mlops.audit, jupyter_mlops.lineage, jupyter_mlops.explain\n"
+        "assert mlops.datasets is first is mlops.default_workspace().datasets, mlops.datasets\n"
+        "assert mlops.models is mlops.default_workspace().models\n"
+        "for verb in (mlops.audit, mlops.lineage, mlops.explain, mlops.job, mlops.register_model,\n"
+        "             mlops.convert_to_onnx, mlops.package):\n"
+        "    assert callable(verb) and 'workspace' in inspect.signature(verb).parameters, verb\n"
+        "ws = mlops.Workspace('other')\n"
+        "assert mlops.audit('churn', workspace=ws) == []\n"
+        "assert mlops.pipelines.list_pipelines(workspace=ws) == ws.pipelines.list()\n"
+        "for name in ('models', 'runs', 'endpoints', 'batch', 'monitors', 'datasets', 'environments',\n"
+        "             'pipelines', 'events'):\n"
+        "    assert getattr(ws, name) is getattr(ws, name), name  # built once, lazily\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
