@@ -8,7 +8,7 @@ WORKSPACE ?= $(CURDIR)/mlops-workspace
 PYTEST_ARGS ?=
 # The JupyterLab extension: TypeScript in labextension/, built into jupyter_mlops/labextension (node + jlpm).
 LABEXT_BUILT := jupyter_mlops/labextension/package.json
-LABEXT_SOURCES := labextension/src labextension/style labextension/schema labextension/package.json
+LABEXT_SOURCES := labextension/src labextension/style labextension/schema labextension/package.json jupyter_mlops/server/openapi.yaml
 JLPM := cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 

@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['lib/', 'node_modules/', 'coverage/'] },
+  { ignores: ['lib/', 'node_modules/', 'coverage/', 'src/schema.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

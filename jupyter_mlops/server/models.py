@@ -1,40 +1,140 @@
-"""Pydantic request and response models of the REST API (mirrored by ``labextension/src/tokens.ts``)."""
+"""Pydantic request and response models of the REST API.
+
+A response that is a core record is derived from the record's dataclass (``record_model``), so that each record
+shape is declared once: here only what the REST face adds (a deployment's ``live`` figures, list wrappers) or
+serves differently. ``openapi.yaml``'s schemas are generated from these models (``python -m
+jupyter_mlops.server.spec``) and the labextension's TypeScript types from ``openapi.yaml``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+import types
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_validator
+from typing_extensions import TypedDict
 
+from jupyter_mlops.deploy.endpoints import DeploymentInfo, EndpointInfo
+from jupyter_mlops.deploy.live import LiveStats
+from jupyter_mlops.events.envelope import EVENT_TYPES, Event
+from jupyter_mlops.monitoring.monitors import Monitor, MonitorRun
+from jupyter_mlops.pipelines.records import PipelineInfo, PipelineRunInfo
+from jupyter_mlops.records import ModelVersion, RegisteredModel, Run
+from jupyter_mlops.run_code import RunCode
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""A datetime as ``Record.to_dict`` serves it: an ISO 8601 string."""
 
-
-# -- responses ----------------------------------------------------------------------------------------------------
-class ModelVersionOut(BaseModel):
-    name: str
-    version: int
-    tags: dict[str, str]
-    aliases: list[str]
-    description: str | None
-    source: str
-    run_id: str | None
-    created_by: str | None
-    created_at: str | None
-    archived: bool
-
-
-class RegisteredModelOut(BaseModel):
-    name: str
-    description: str | None
-    tags: dict[str, str]
-    aliases: dict[str, int]
-    latest_version: int | None
-    created_at: str | None
-    updated_at: str | None
+_REST_TYPES: dict[Any, Any] = {datetime: IsoTime}  # core type -> its REST type; each derived record adds itself
 
 
+def _rest_type(hint: Any) -> Any:
+    """``hint`` with datetimes as ISO strings and records as their REST models, at any depth."""
+    if hint in _REST_TYPES:
+        return _REST_TYPES[hint]
+    args, origin = get_args(hint), get_origin(hint)
+    if not args or origin is Literal:
+        return hint
+    mapped = tuple(_rest_type(a) for a in args)
+    return Union[mapped] if origin in (Union, types.UnionType) else origin[mapped]  # noqa: UP007
+
+
+def _record_fields(record: type, drop: tuple[str, ...], notes: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+    """The dataclass's fields as pydantic ``(type, FieldInfo)`` pairs, defaults kept, ``notes`` as descriptions."""
+    hints, fields = get_type_hints(record), {}
+    for f in dataclasses.fields(record):
+        if f.name in drop:
+            continue
+        info: dict[str, Any] = {"description": notes.get(f.name)}
+        if f.default is not dataclasses.MISSING:
+            info["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            info["default_factory"] = f.default_factory
+        fields[f.name] = (_rest_type(hints[f.name]), Field(**info))
+    return fields
+
+
+def record_model(
+    record: type,
+    name: str,
+    *,
+    drop: tuple[str, ...] = (),
+    notes: dict[str, str] | None = None,
+    doc: str | None = None,
+    **rest: Any,
+) -> type[BaseModel]:
+    """The response model of a core record: the dataclass's fields less ``drop``, described by ``notes``; ``rest``
+    (``name=(type, default)``) replaces a field the REST face serves differently, in place, or adds its own."""
+    model = create_model(name, __doc__=doc, **(_record_fields(record, drop, notes or {}) | rest))
+    _REST_TYPES[record] = model
+    return model
+
+
+def record_dict(record: type, name: str, *, doc: str | None = None) -> type:
+    """A record kept as JSON: every field optional and unknown keys passed through, so that what an older version
+    stored reads back as it was."""
+    td = TypedDict(name, {k: t for k, (t, _) in _record_fields(record, (), {}).items()}, total=False)
+    td.__doc__, td.__pydantic_config__ = doc, ConfigDict(extra="allow")
+    return td
+
+
+# -- records --------------------------------------------------------------------------------------------------------
+ModelVersionOut = record_model(ModelVersion, "ModelVersionOut")
+RegisteredModelOut = record_model(RegisteredModel, "RegisteredModelOut")
+RunOut = record_model(Run, "RunOut")
+RunCodeOut = record_model(
+    RunCode,
+    "RunCodeOut",
+    drop=("notebook_file",),  # a path on the server: the REST face serves it relative to the server's root instead
+    notes={
+        "notebook_artifact": "notebook/NAME.ipynb (executed) or code/NAME.ipynb (a copy)",
+        "notebook": "The notebook (nbformat JSON)",
+        "cell": "The source of a %%mlops_job cell",
+    },
+    contents_path=(str | None, Field(description="The artifact's path under the server root, when it is there")),
+)
+LiveOut = record_model(
+    LiveStats,
+    "LiveOut",
+    drop=("deployment",),  # the deployment that holds it says which
+    doc="Read from the router's /metrics: the rate over the interval since the previous reading (null on the first).",
+)
+DeploymentOut = record_model(
+    DeploymentInfo,
+    "DeploymentOut",
+    drop=("endpoint",),  # the endpoint that holds it says which
+    notes={"model": "NAME:VERSION", "runs_in": "router (the endpoint's workers), venv or docker"},
+    live=(LiveOut | None, None),
+)
+EndpointOut = record_model(EndpointInfo, "EndpointOut", drop=("pid", "instances"))  # process details stay local
+PipelineOut = record_model(PipelineInfo, "PipelineOut", drop=("spec",))  # the spec text: ``pipeline show`` only
+PipelineRunOut = record_model(
+    PipelineRunInfo,
+    "PipelineRunOut",
+    notes={"steps": "Step name -> state (succeeded, reused, failed, skipped, ...)"},
+)
+MonitorRunOut = record_dict(MonitorRun, "MonitorRunOut", doc="A monitor run's outcome, as the monitor keeps it.")
+MonitorOut = record_model(
+    Monitor,
+    "MonitorOut",
+    # the record keeps it as a plain dict; it is the MonitorRun of the last run, as stored then
+    last_result=(MonitorRunOut | None, Field(description="The last run: rows, drifted, drift_share, alerts, ...")),
+)
+CloudEvent = record_model(
+    Event,
+    "CloudEvent",
+    drop=("seq",),  # the log's own order; clients resume with Last-Event-ID
+    doc="A CloudEvents 1.0 envelope (JSON format).",
+    notes={"type": "The lifecycle event: " + ", ".join(EVENT_TYPES)},
+    subject=(str | None, ...),  # the log's events all have one; CloudEvents allows none
+    specversion=(Literal["1.0"], "1.0"),
+    datacontenttype=(Literal["application/json"], "application/json"),
+)
+
+
+# -- what only the REST face has ------------------------------------------------------------------------------------
 class ModelVersionList(BaseModel):
     versions: list[ModelVersionOut]
 
@@ -49,42 +149,17 @@ class DeletedVersions(BaseModel):
     deleted: list[int]
 
 
-class RunOut(BaseModel):
-    run_id: str
-    name: str | None
-    experiment: str
-    status: str
-    user: str | None
-    start_time: str | None
-    end_time: str | None
-    duration_s: float | None
-    params: dict[str, str]
-    metrics: dict[str, float]
-    tags: dict[str, str]
-    parent_run_id: str | None
-    artifact_uri: str
-
-
 class RunList(BaseModel):
     runs: list[RunOut]
 
 
 class ErrorOut(BaseModel):
+    """Every error body; those Jupyter writes itself (a malformed request) have a message and a reason only."""
+
+    model_config = ConfigDict(json_schema_mode_override="validation")  # so only ``message`` is required
+
     message: str
-    error: str
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class CloudEvent(BaseModel):
-    """A CloudEvents 1.0 envelope (JSON format)."""
-
-    specversion: Literal["1.0"] = "1.0"
-    id: str
-    source: str
-    type: str
-    time: str
-    subject: str | None = None
-    datacontenttype: Literal["application/json"] = "application/json"
+    error: str = Field("", description="The error class (InvalidInput, NotFound, ModelInUseError, ...)")
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -92,9 +167,41 @@ class EventList(BaseModel):
     events: list[CloudEvent]
 
 
-# -- requests -----------------------------------------------------------------------------------------------------
-class RegisterVersionRequest(_Strict):
-    source: str = Field(description="A runs:/<run_id>/<artifact path> URI")
+class EndpointList(BaseModel):
+    endpoints: list[EndpointOut]
+
+
+class InvokeOut(BaseModel):
+    response: Any = Field(description="What the endpoint answered (JSON)")
+
+
+class EndpointLogs(BaseModel):
+    endpoint: str
+    deployment: str | None
+    text: str
+
+
+class PipelineList(BaseModel):
+    pipelines: list[PipelineOut]
+
+
+class PipelineRunList(BaseModel):
+    runs: list[PipelineRunOut]
+
+
+class MonitorList(BaseModel):
+    monitors: list[MonitorOut]
+
+
+# -- requests: bodies and queries -----------------------------------------------------------------------------------
+class RequestModel(BaseModel):
+    """A request body or query: a field the API does not have is refused (400), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterVersionRequest(RequestModel):
+    source: str = Field(description="A runs:/<run_id>/<artifact path> URI", json_schema_extra={"pattern": "^runs:/.+"})
     tags: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
 
@@ -106,158 +213,50 @@ class RegisterVersionRequest(_Strict):
         return value
 
 
-class UpdateVersionRequest(_Strict):
+class UpdateVersionRequest(RequestModel):
     tags: dict[str, str] | None = Field(default=None, description="Tags to set (added or overwritten)")
     remove_tags: list[str] | None = Field(default=None, description="Tag names to remove")
     archived: bool | None = None
 
 
-class SetAliasRequest(_Strict):
+class SetAliasRequest(RequestModel):
     version: int = Field(ge=1)
 
 
-class RunsQuery(_Strict):
-    experiment: str | None = None
-    max_results: int = Field(default=50, ge=1, le=1000)
-
-
-class EventsQuery(_Strict):
-    after: str | None = Field(default=None, description="Only the events after this event id")
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
-class ModelsQuery(_Strict):
-    filter: str | None = None
-    include_archived: bool = False
-
-
-# -- endpoints ----------------------------------------------------------------------------------------------------
-class LiveOut(BaseModel):
-    """Read from the router's /metrics: the rate over the interval since the previous reading (None on the first)."""
-
-    requests: int
-    errors: int
-    rate_per_s: float | None
-    p50_ms: float | None
-    p99_ms: float | None
-
-
-class DeploymentOut(BaseModel):
-    name: str
-    model: str
-    status: str
-    traffic: int
-    mirror: int
-    error: str | None
-    created_at: str | None
-    requested: str | None
-    runs_in: str = Field(default="router", description="router (the endpoint's workers), venv or docker")
-    environment: str | None = None
-    live: LiveOut | None = None
-
-
-class EndpointOut(BaseModel):
-    name: str
-    status: str
-    scoring_uri: str | None
-    auth: str
-    traffic: dict[str, int]
-    mirror: dict[str, int]
-    deployments: list[DeploymentOut]
-    note: str | None
-
-
-class EndpointList(BaseModel):
-    endpoints: list[EndpointOut]
-
-
-class InvokeOut(BaseModel):
-    response: Any
-
-
-class EndpointLogs(BaseModel):
-    endpoint: str
-    deployment: str | None
-    text: str
-
-
-class UpdateEndpointRequest(_Strict):
+class UpdateEndpointRequest(RequestModel):
     traffic: dict[str, int] | None = Field(default=None, description="Percentages per deployment, summing to 0 or 100")
     mirror: dict[str, int] | None = Field(default=None, description="At most one deployment, at most 50%")
 
 
-class InvokeRequest(_Strict):
+class InvokeRequest(RequestModel):
     data: Any = Field(description="The request body: MLflow's JSON formats (inputs, dataframe_split, ...)")
     deployment: str | None = Field(default=None, description="Score with this deployment, whatever the traffic")
 
 
-class DeployRequest(_Strict):
+class DeployRequest(RequestModel):
     name: str = Field(description="The deployment name (lower-case letters, digits and '-')")
     model: str = Field(description="NAME:VERSION, models:/NAME/VERSION or models:/NAME@ALIAS")
 
 
-class LogsQuery(_Strict):
+class RunsQuery(RequestModel):
+    experiment: str | None = None
+    max_results: int = Field(default=50, ge=1, le=1000)
+
+
+class EventsQuery(RequestModel):
+    after: str | None = Field(default=None, description="Only the events after this event id")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ModelsQuery(RequestModel):
+    filter: str | None = None
+    include_archived: bool = False
+
+
+class LogsQuery(RequestModel):
     deployment: str | None = None
     lines: int = Field(default=200, ge=1, le=10_000)
 
 
-# -- pipelines ----------------------------------------------------------------------------------------------------
-class PipelineOut(BaseModel):
-    name: str
-    version: str
-    spec_path: str
-    runs: int
-    last_status: str | None
-    last_run_id: str | None
-    last_run_at: str | None
-    steps: list[str]
-
-
-class PipelineList(BaseModel):
-    pipelines: list[PipelineOut]
-
-
-class PipelineRunOut(BaseModel):
-    run_id: str
-    pipeline: str
-    version: str
-    status: str
-    start_time: str | None
-    duration_s: float | None
-    steps: dict[str, str] = Field(description="Step name -> state (succeeded, reused, failed, skipped, ...)")
-    resumed_from: str | None
-
-
-class PipelineRunList(BaseModel):
-    runs: list[PipelineRunOut]
-
-
-class PipelineRunsQuery(_Strict):
+class PipelineRunsQuery(RequestModel):
     max_results: int = Field(default=20, ge=1, le=1000)
-
-
-# -- monitors -----------------------------------------------------------------------------------------------------
-class MonitorOut(BaseModel):
-    name: str
-    endpoint: str
-    deployment: str | None
-    features: list[str]
-    schedule_s: int
-    thresholds: dict[str, float]
-    window_end: str
-    last_run_id: str | None
-    last_result: dict[str, Any] | None = Field(description="The last run: rows, drifted, drift_share, alerts, ...")
-    created_at: str | None
-
-
-class MonitorList(BaseModel):
-    monitors: list[MonitorOut]
-
-
-# -- the code of a run --------------------------------------------------------------------------------------------
-class RunCodeOut(BaseModel):
-    run_id: str
-    notebook_artifact: str | None = Field(description="notebook/NAME.ipynb (executed) or code/NAME.ipynb (a copy)")
-    contents_path: str | None = Field(description="The artifact's path under the server root, when it is there")
-    notebook: dict[str, Any] | None = Field(description="The notebook (nbformat JSON)")
-    cell: str | None = Field(description="The source of a %%mlops_job cell")
