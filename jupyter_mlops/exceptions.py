@@ -5,6 +5,7 @@ Every error derives from ``MlopsError`` and knows the HTTP status a REST face an
     MlopsError (500)
     ├── InvalidInput (400)           bad argument, unparseable filter, unsupported model type
     │   ├── FilterSyntaxError        a model filter that is not ``TagName=TagValue,...``
+    │   ├── UnsupportedMediaType (415)  a request body in a format the route does not read
     │   ├── UsageError               a command line that does not parse (carries the usage)
     │   └── BuildFailed              an environment's venv or requirements could not be built
     ├── NotFound (404)               unknown model, version, run, endpoint, ...
@@ -47,6 +48,12 @@ class InvalidInput(MlopsError):
 
 class FilterSyntaxError(InvalidInput):
     """A model filter does not follow the ``TagName=TagValue,...`` syntax."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A request body in a format the route does not read."""
+
+    http_status = 415
 
 
 class UsageError(InvalidInput):
@@ -120,5 +127,6 @@ __all__ = [
     "MlopsError",
     "ModelInUseError",
     "NotFound",
+    "UnsupportedMediaType",
     "UsageError",
 ]

@@ -22,7 +22,7 @@ from jupyter_mlops.filters import to_mlflow_filter
 from jupyter_mlops.model_files import check_source, upload_failure
 from jupyter_mlops.names import check_name
 from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, public_tags
-from jupyter_mlops.refs import ModelRef
+from jupyter_mlops.refs import MAX_VERSION, ModelRef
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -217,6 +217,8 @@ class ModelRegistry:
                     raise NotFound(f"Model {name!r} has no versions.", name=name)
                 return max(versions, key=lambda v: v.version)
             if str(version).isdigit():
+                if not 1 <= int(version) <= MAX_VERSION:
+                    raise InvalidInput(f"Model versions are numbers from 1 to {MAX_VERSION}, not {version}.")
                 try:
                     return _version_record(client.get_model_version(name, str(version)))
                 except Exception as exc:

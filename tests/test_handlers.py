@@ -702,3 +702,80 @@ def test_install_enables_both_extensions(tmp_path):
     server_extensions = listing("server", "extension", "list")
     assert re.search(r"jupyter_mlops enabled", server_extensions), server_extensions
     assert re.search(r"jupyter_mlops 0\.1\.0 OK", server_extensions), server_extensions
+
+
+# -- hostile input: never a 500, nothing left behind -------------------------------------------------------------------
+DEEP_JSON = "[" * 10_000 + "]" * 10_000
+HUGE_INT = '{"version": ' + "9" * 5000 + "}"
+
+
+async def _raw(jp_fetch, *parts, method="GET", body=None, headers=None):
+    headers = headers or ({"Content-Type": "application/json"} if body is not None else None)
+    response = await jp_fetch("mlops", "api", *parts, method=method, body=body, headers=headers, raise_error=False)
+    text = response.body.decode() if response.body else ""
+    return response.code, (json.loads(text) if text else None)
+
+
+@pytest.mark.parametrize(
+    ("method", "parts"),
+    [
+        ("POST", ("models", "churn", "versions")),
+        ("PATCH", ("models", "churn", "versions", "1")),
+        ("PUT", ("models", "churn", "aliases", "champion")),
+        ("PATCH", ("endpoints", "scoring")),
+        ("POST", ("endpoints", "scoring", "invoke")),
+        ("POST", ("endpoints", "scoring", "deployments")),
+    ],
+)
+@pytest.mark.parametrize("body", [DEEP_JSON, HUGE_INT, '{"source": "\\ud800"}', "\x00\xff"])
+async def test_hostile_bodies_are_400_on_every_changing_route(jp_fetch, registered, method, parts, body):
+    code, data = await _raw(jp_fetch, *parts, method=method, body=body)
+    assert 400 <= code < 500, (code, data)
+    assert data["error"] in ("InvalidInput", "NotFound") and data["message"]
+
+
+async def test_wrong_content_type_is_415_and_changes_nothing(jp_fetch, ws, registered):
+    body = json.dumps({"version": 1})
+    code, data = await _raw(
+        jp_fetch,
+        "models",
+        "churn",
+        "aliases",
+        "champion",
+        method="PUT",
+        body=body,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert code == 415 and "application/json" in data["message"]
+    assert ws.models.get_model("churn").aliases == {}
+
+
+async def test_wrong_method_is_405_with_a_json_body(jp_fetch, registered):
+    code, data = await _raw(jp_fetch, "models", method="DELETE")
+    assert code == 405 and data["message"]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("models", "churn", "versions", "9999999999999999999999"),
+        ("models", "churn", "versions", "0"),
+        ("models", "ch\u00fcrn\nx"),
+        ("models", "ch\u00fcrn", "versions", "1"),
+        ("runs", "not-a-run\u00e9"),
+        ("endpoints", "x" * 5000),
+    ],
+)
+async def test_hostile_path_parameters_are_4xx(jp_fetch, registered, parts):
+    quoted = [urllib.parse.quote(p, safe="") for p in parts]
+    code, data = await _raw(jp_fetch, *quoted)
+    assert 400 <= code < 500, (code, data)
+
+
+@pytest.mark.parametrize("name", ["ch\u00fcrn", "line\nbreak", "star*", "x" * 5000])
+async def test_registering_under_a_bad_name_creates_nothing(jp_fetch, ws, registered, name):
+    body = json.dumps({"source": f"runs:/{registered}/model"})
+    code, data = await _raw(jp_fetch, "models", urllib.parse.quote(name, safe=""), "versions", method="POST", body=body)
+    assert code == 400 and "valid model name" in data["message"]
+    assert [m.name for m in ws.models.list_models()] == ["churn"]
+    assert len(ws.models.list("name=churn")) == 2  # the retry of a client never makes a second version

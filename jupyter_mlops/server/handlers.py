@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from jupyter_mlops.exceptions import InvalidInput, MlopsError
+from jupyter_mlops.exceptions import InvalidInput, MlopsError, UnsupportedMediaType
 from jupyter_mlops.server import models as m
 from jupyter_mlops.server.events import recent
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
 
 API_PREFIX = "mlops/api"
+# curl -d and other form clients label a JSON body as a form: read it as JSON too
+_JSON_TYPES = frozenset({"application/json", "text/json", "application/x-www-form-urlencoded"})
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
 
@@ -56,10 +59,16 @@ class MlopsHandler(APIHandler):
         return await IOLoop.current().run_in_executor(None, run)
 
     def body(self, model: type[B]) -> B:
+        """The JSON body, validated; anything else is the client's error (415, 400), never a 500."""
+        kind = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if self.request.body and kind and kind not in _JSON_TYPES and not kind.endswith("+json"):
+            raise UnsupportedMediaType(f"Send the body as application/json, not {kind}.", content_type=kind)
         try:
             raw = json.loads(self.request.body or b"{}")
+        except RecursionError as exc:
+            raise InvalidInput("The request body is nested too deeply; send a flatter JSON document.") from exc
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
+            raise InvalidInput(f"The request body is not valid JSON: {str(exc)[:200]}.") from exc
         return model.model_validate(raw)
 
     def query(self, model: type[B]) -> B:
@@ -149,7 +158,8 @@ class ModelVersionsHandler(MlopsHandler):
         created = await self.call(self.ws.models.register, req.source, name, tags=req.tags, description=req.description)
         self.mlops.watcher.nudge()
         self.set_header(
-            "Location", url_path_join(self.base_url, API_PREFIX, "models", name, "versions", str(created.version))
+            "Location",
+            url_path_join(self.base_url, API_PREFIX, "models", quote(name), "versions", str(created.version)),
         )
         self.send(_version(created), status=201)
 
@@ -322,7 +332,7 @@ class EndpointDeploymentsHandler(MlopsHandler):
     async def post(self, name: str) -> None:
         req = self.body(m.DeployRequest)
         info = await self.call(self.ws.endpoints.deploy, name, req.name, req.model)
-        self.set_header("Location", url_path_join(self.base_url, API_PREFIX, "endpoints", name))
+        self.set_header("Location", url_path_join(self.base_url, API_PREFIX, "endpoints", quote(name)))
         self.send(_deployment(info, {}), status=201)
 
 
