@@ -67,9 +67,7 @@ def test_the_core_imports_no_face():
 
 def test_no_module_exceeds_600_lines():
     long = [
-        f"{p.relative_to(PACKAGE)}: {n} lines"
-        for p in _modules()
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
+        f"{p.relative_to(PACKAGE)}: {n} lines" for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES
     ]
     assert long == [], f"split these modules (at most {MAX_LINES} lines each):\n" + "\n".join(long)
 
