@@ -17,7 +17,7 @@ from jupyter_mlops import BackendUnavailable, InvalidInput, Workspace, cli, pipe
 from jupyter_mlops.pipelines import kernels, sweeps
 from jupyter_mlops.pipelines.spec import SweepSpec
 from jupyter_mlops.widgets.progress import NotebookProgress
-from tests.test_pipelines import _chain, _notebook, _states, _wait_for_running_step
+from tests.test_pipelines import CONNECTION, _chain, _notebook, _states, _wait_for_running_step
 
 # score = -(n - 3)^2 * scale: best at n = 3; n = 2 fails when `fail_two` is set
 TRAIN = (
@@ -261,6 +261,12 @@ def test_steps_and_sweep_trials_run_as_tasks_on_a_dask_cluster(local_workspace: 
         assert run.data.tags["mlops.executor"] == "dask"
         assert run.data.tags["mlops.executor.worker"] in workers
         assert "notebook" in {a.path for a in local_workspace.client.list_artifacts(run.info.run_id)}
+    # and a worker reaches the kernel it starts over IPC, as the runner does
+    _notebook(tmp_path / "ipc" / "where.ipynb", "out = ''", CONNECTION)
+    ipc_spec = tmp_path / "ipc" / "pipeline.yaml"
+    ipc_spec.write_text("name: dask-ipc\nsteps:\n  where: {notebook: where.ipynb, outputs: {out: where.json}}\n")
+    assert pipelines.run(ipc_spec, executor="dask", scheduler=address, workspace=local_workspace).succeeded
+    assert json.loads((tmp_path / "ipc" / "where.json").read_text())["transport"] == "ipc"
 
     # Given a sweep step, When it runs on the cluster from the command line
     workspace = ["--workspace", str(local_workspace.root)]

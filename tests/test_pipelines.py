@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from jupyter_mlops import InvalidInput, NotFound, Workspace, cli, pipelines
-from jupyter_mlops.pipelines import kernels
+from jupyter_mlops.pipelines import execution, history, kernels
+from tests.waiting import eventually
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "pipeline"
 
@@ -266,15 +267,90 @@ def test_a_stopped_runner_leaves_its_run_killed_never_running(local_workspace: W
         process.wait(timeout=30)
     finally:
         process.kill()
-    # Then the run and its step end KILLED: at once for SIGTERM, at the next look for SIGKILL
+    # Then the run and its step end KILLED: at once for SIGTERM, at the next pipeline command of any kind for SIGKILL
     if how == "SIGTERM":
         assert process.returncode != 0
+    assert cli.main(["pipeline", "show", f"slow-{how.lower()}", "--workspace", str(local_workspace.root)]) == 0
+    assert local_workspace.client.get_run(run_id).info.status == "KILLED"
     runs = pipelines.runs(f"slow-{how.lower()}", workspace=local_workspace)
     assert [(r.run_id, r.status) for r in runs] == [(run_id, "KILLED")]
     [step] = local_workspace.client.search_runs(
         [local_workspace.client.get_run(run_id).info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'"
     )
     assert step.info.status == "KILLED"
+
+
+def test_a_runner_killed_outright_is_marked_killed_by_reconcile_all_with_each_steps_state(
+    local_workspace: Workspace, tmp_path, monkeypatch, capsys
+):
+    # Given a CLI run of fast -> slow -> last, busy in slow (fast has succeeded, last waits)
+    _notebook(tmp_path / "fast.ipynb", "out = ''", "open(out, 'w').write('x')")
+    _notebook(tmp_path / "slow.ipynb", "src = None\nout = ''", "import time\ntime.sleep(60)")
+    _notebook(tmp_path / "last.ipynb", "src = None", "print(src)")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(
+        "name: killed-outright\nsteps:\n"
+        "  fast: {notebook: fast.ipynb, outputs: {out: out/fast.txt}}\n"
+        "  slow: {notebook: slow.ipynb, inputs: {src: fast.out}, outputs: {out: out/slow.txt}}\n"
+        "  last: {notebook: last.ipynb, inputs: {src: slow.out}}\n"
+    )
+    local_workspace.experiment_id("warm-up")  # the store exists before two processes open it
+    command = [sys.executable, "-m", "jupyter_mlops.cli", "pipeline", "run", str(spec)]
+    process = subprocess.Popen(
+        [*command, "--workspace", str(local_workspace.root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        run_id = _wait_for_running_step(local_workspace, "killed-outright")
+        # When the runner is killed with SIGKILL (it cannot mark anything)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    client = local_workspace.client
+    [slow] = client.search_runs(
+        [client.get_run(run_id).info.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{run_id}' AND tags.`mlops.step.name` = 'slow'",
+    )
+    # and the server's periodic task calls reconcile_all (here: this test, until the run is marked)
+    killed: list[str] = []
+
+    def marked() -> bool:
+        killed.extend(history.reconcile_all(local_workspace))
+        return client.get_run(run_id).info.status != "RUNNING"
+
+    assert eventually(marked, timeout=60, interval=0.1), "reconcile_all never marked the run of the dead runner"
+    # Then the run and its running step are KILLED
+    assert killed == [run_id]
+    assert client.get_run(run_id).info.status == "KILLED"
+    slow = client.get_run(slow.info.run_id)
+    assert slow.info.status == "KILLED" and slow.data.tags["mlops.step.status"] == "killed"
+    # and the run's record lists every step: what finished keeps its state, what ran or waited is killed
+    workspace = ["--workspace", str(local_workspace.root)]
+    assert cli.main(["pipeline", "runs", "killed-outright", *workspace, "--json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert record["status"] == "KILLED"
+    assert record["steps"] == {"fast": "succeeded", "slow": "killed", "last": "killed"}
+    assert cli.main(["pipeline", "show", "killed-outright", *workspace, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == ["fast", "slow", "last"]
+
+    # and with nothing RUNNING, reconciling the workspace costs two MLflow searches
+    searches = _count_calls(monkeypatch, client, "search_experiments", "search_runs", "get_run")
+    assert history.reconcile_all(local_workspace) == []
+    assert searches == ["search_experiments", "search_runs"]
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, obj: object, *names: str) -> list[str]:
+    """The names of the methods called on ``obj``, in order (the calls still go through)."""
+    calls: list[str] = []
+    for name in names:
+        real = getattr(obj, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(obj, name, counted)
+    return calls
 
 
 # -- the CLI ----------------------------------------------------------------------------------------------------
@@ -324,6 +400,101 @@ def test_cli_prints_the_run_record_as_json_and_exits_non_zero_when_a_step_fails(
     assert "bad: {notebook: bad.ipynb" in capsys.readouterr().out
     assert cli.main(["pipeline", "show", "nope", *workspace]) == 1
     assert "No pipeline named 'nope' has run in this workspace (pipelines: cli-demo)" in capsys.readouterr().err
+
+
+# -- step kernels, and what a command imports -------------------------------------------------------------------
+# a step that writes the connection file of the kernel it runs on (where it is, and what it says) to ``out``
+CONNECTION = (
+    "import json\nfrom pathlib import Path\nfrom ipykernel.connect import get_connection_file\n"
+    "path = get_connection_file()\n"
+    "Path(out).write_text(json.dumps({'path': path, **json.loads(Path(path).read_text())}))\n"
+    "print('kernel', Path(path).parent.name)"
+)
+TCP_WARNING = "without encryption"  # ipykernel's warning for a kernel reached over TCP
+
+
+def test_step_kernels_talk_over_ipc_in_a_private_folder_and_print_no_tcp_warning(local_workspace: Workspace, tmp_path):
+    # Given a -> b, each step writing its kernel's connection file (b's kernel starts while a runs)
+    for step in "ab":
+        _notebook(tmp_path / f"{step}.ipynb", "src = None\nout = ''", CONNECTION)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(
+        "name: ipc\nsteps:\n"
+        "  a: {notebook: a.ipynb, outputs: {out: out/a.json}}\n"
+        "  b: {notebook: b.ipynb, inputs: {src: a.out}, outputs: {out: out/b.json}}\n"
+    )
+    # When it runs from the command line (every byte the process writes is captured)
+    command = [sys.executable, "-m", "jupyter_mlops.cli", "pipeline", "run", str(spec), "--json"]
+    done = subprocess.run(
+        [*command, "--workspace", str(local_workspace.root)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    # Then nothing it printed, nor any notebook or log it kept, carries the TCP warning
+    assert TCP_WARNING not in done.stdout + done.stderr
+    record = json.loads(done.stdout)
+    for step in "ab":
+        run_id = record["steps"][step]["run_id"]
+        (tmp_path / step).mkdir()
+        kept = {
+            artifact: Path(
+                local_workspace.client.download_artifacts(run_id, artifact, str(tmp_path / step))
+            ).read_text()
+            for artifact in (f"notebook/{step}.ipynb", "logs/stdout.txt", "logs/stderr.txt")
+        }
+        assert not [artifact for artifact, text in kept.items() if TCP_WARNING in text]
+        assert "kernel mlops-kernel-" in kept["logs/stdout.txt"]
+        # and the kernel was reached over IPC: Unix sockets beside its connection file, in a folder of its own
+        connection = json.loads((tmp_path / "out" / f"{step}.json").read_text())
+        assert connection["transport"] == "ipc"
+        folder = Path(connection["path"]).parent
+        assert folder.name.startswith("mlops-kernel-") and connection["ip"].startswith(f"{folder}/")
+        assert not folder.exists()  # removed with the kernel
+
+    # and a kernel started on its own (as for a Dask task) is private to this user and quiet too
+    kernel = kernels.Kernel("python3", tmp_path)
+    try:
+        assert (kernel.runtime.stat().st_mode & 0o777) == 0o700
+        job = execution.Job(
+            name="alone",
+            notebook=str(tmp_path / "a.ipynb"),
+            parameters={"out": str(tmp_path / "alone.json")},
+            kernel_name="python3",
+            outputs={"out": str(tmp_path / "alone.json")},
+        )
+        assert execution.execute(job, kernel).error is None
+        assert TCP_WARNING not in kernel.output()
+    finally:
+        kernel.shutdown()
+    assert json.loads((tmp_path / "alone.json").read_text())["transport"] == "ipc"
+    assert not kernel.runtime.exists()
+
+
+def test_a_fully_reused_run_and_the_history_commands_import_no_papermill(local_workspace: Workspace, tmp_path):
+    # Given a pipeline that ran once
+    spec = _chain(tmp_path / "p", name="reused")
+    assert pipelines.run(spec, workspace=local_workspace).status == "FINISHED"
+    # When a new process runs it again (nothing changed), then lists, shows and reads its runs
+    workspace = ["--workspace", str(local_workspace.root)]
+    driver = (
+        "import json, sys\nfrom jupyter_mlops import cli\n"
+        "codes = [cli.main(json.loads(argv)) for argv in sys.argv[1:]]\n"
+        "heavy = ('papermill', 'nbclient', 'nbformat', 'jupyter_client', 'jsonschema', 'zmq')\n"
+        "print(json.dumps({'codes': codes, 'imported': [m for m in heavy if m in sys.modules]}), file=sys.stderr)\n"
+    )
+    commands = [
+        ["pipeline", "run", str(spec), *workspace],
+        ["pipeline", "list", *workspace],
+        ["pipeline", "show", "reused", *workspace],
+        ["pipeline", "runs", "reused", *workspace],
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", driver, *map(json.dumps, commands)], capture_output=True, text=True, timeout=300
+    )
+    # Then every step was reused, and neither papermill nor the notebook and kernel machinery was imported
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report == {"codes": [0, 0, 0, 0], "imported": []}, done.stderr
+    latest = pipelines.runs("reused", max_results=1, workspace=local_workspace)[0]
+    assert set(latest.steps.values()) == {"reused"}
 
 
 # -- the spec ---------------------------------------------------------------------------------------------------

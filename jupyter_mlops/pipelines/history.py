@@ -1,15 +1,16 @@
 """Past pipeline runs: listing, showing, resuming and cloning, and reconciling runs whose runner died.
 
 A runner killed with SIGKILL cannot mark its run; the run's tags say which process on which host ran it (a
-``ProcessIdentity``), so any later look at the pipeline (list, runs, resume) marks a RUNNING run whose process
-is gone as KILLED.
+``ProcessIdentity``), so whichever process looks next marks a RUNNING run whose process is gone as KILLED, with
+its steps' states: every pipeline verb here (and ``run``) reconciles the whole workspace first, and the Jupyter
+server calls :func:`reconcile_all` periodically. When nothing runs that costs two MLflow searches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
+import logging
 import re
 import shutil
 from collections.abc import Mapping
@@ -17,11 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops import _mlflow
-from jupyter_mlops.exceptions import Conflict, InvalidInput, NotFound
+from jupyter_mlops.exceptions import Conflict, InvalidInput, MlopsError, NotFound
 from jupyter_mlops.pipelines import tags as t
+from jupyter_mlops.pipelines import tracking
 from jupyter_mlops.pipelines.records import PipelineInfo, PipelineRunInfo
-from jupyter_mlops.pipelines.runner import Runner
-from jupyter_mlops.pipelines.tracking import runner_identity
 from jupyter_mlops.records import from_millis
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
 
 _KIND_FILTER = f"tags.`{t.KIND_TAG}` = '{t.PIPELINE_RUN_KIND}'"
+_log = logging.getLogger(__name__)
 
 
 def _experiments(ws: Workspace) -> dict[str, str]:
@@ -38,8 +39,8 @@ def _experiments(ws: Workspace) -> dict[str, str]:
     return {e.experiment_id: e.name for e in found}
 
 
-def _experiment(ws: Workspace, name: str) -> str:
-    experiments = _experiments(ws)
+def _experiment(ws: Workspace, name: str, experiments: dict[str, str] | None = None) -> str:
+    experiments = _experiments(ws) if experiments is None else experiments
     for experiment_id, experiment_name in experiments.items():
         if experiment_name == name:
             return experiment_id
@@ -51,27 +52,50 @@ def _experiment(ws: Workspace, name: str) -> str:
     )
 
 
+def reconcile_all(ws: Workspace) -> list[str]:
+    """Mark KILLED every pipeline run of the workspace whose runner process is gone; returns their ids.
+
+    For a periodic task (the Jupyter server's) and every pipeline verb: one search for the pipeline experiments,
+    one for their RUNNING runs, nothing more unless a run's runner died.
+    """
+    with _mlflow.translated_errors("reconciling pipeline runs"):
+        return reconcile(ws, list(_experiments(ws)))
+
+
+def reconcile_quietly(ws: Workspace, experiment_ids: list[str] | None = None) -> list[str]:
+    """Reconcile as a side duty of another verb: a failure is logged, never the verb's own failure."""
+    try:
+        with _mlflow.translated_errors("reconciling pipeline runs"):
+            return reconcile(ws, list(_experiments(ws)) if experiment_ids is None else experiment_ids)
+    except MlopsError as exc:
+        _log.warning("could not check for pipeline runs whose runner died: %s", exc)
+        return []
+
+
 def reconcile(ws: Workspace, experiment_ids: list[str]) -> list[str]:
-    """Mark KILLED the RUNNING pipeline runs (and their steps) whose runner process is gone; returns their ids."""
+    """Mark KILLED the RUNNING pipeline runs (their running steps and trials too) of these experiments whose
+    runner process is gone, recording every step's state on the run; returns their ids."""
     if not experiment_ids:
         return []
     client = ws.client
-    running = client.search_runs(experiment_ids, filter_string=f"{_KIND_FILTER} AND attributes.status = 'RUNNING'")
+    running = client.search_runs(
+        experiment_ids, filter_string=f"{_KIND_FILTER} AND attributes.status = 'RUNNING'", max_results=5000
+    )
     killed = []
     for run in running:
         if _alive(run.data.tags):
             continue
-        children = client.search_runs(
-            [run.info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
-        )
-        children += client.search_runs(  # the trials of sweep steps, one level further down
+        steps = tracking.step_runs(client, run)
+        trials = client.search_runs(  # the trials of sweep steps, one level further down
             [run.info.experiment_id],
             filter_string=f"tags.`{t.TRIAL_PIPELINE_RUN_TAG}` = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
+            max_results=5000,
         )
-        for child in children:
+        for child in [*(s for s in steps if s.info.status == "RUNNING"), *trials]:
             client.set_tag(child.info.run_id, t.STATUS_TAG, "killed")
             _mlflow.terminate_run(client, child.info.run_id, "KILLED")
+        # the states on the run itself: later reads need no search of its steps
+        client.set_tag(run.info.run_id, t.STATES_TAG, json.dumps(tracking.step_states(run, steps, ended=True)))
         client.set_tag(run.info.run_id, t.ERROR_TAG, "the runner process ended without finishing the run")
         _mlflow.terminate_run(client, run.info.run_id, "KILLED")
         killed.append(run.info.run_id)
@@ -81,7 +105,7 @@ def reconcile(ws: Workspace, experiment_ids: list[str]) -> list[str]:
 def _alive(tags: Mapping[str, str]) -> bool:
     """Whether the run's runner process may still run: the same process (not a new one with its PID), or one
     this host cannot check (another host's, or a run that does not say)."""
-    identity = runner_identity(tags)
+    identity = tracking.runner_identity(tags)
     return identity is None or identity.alive()
 
 
@@ -91,35 +115,40 @@ def _runs(ws: Workspace, experiment_ids: list[str], max_results: int = 1000) -> 
     )
 
 
+def _reconciled_experiments(ws: Workspace) -> dict[str, str]:
+    """The pipeline experiments, once the runs of dead runners in any of them are marked KILLED."""
+    experiments = _experiments(ws)
+    reconcile_quietly(ws, list(experiments))
+    return experiments
+
+
 def list_pipelines(ws: Workspace) -> list[PipelineInfo]:
     with _mlflow.translated_errors("listing pipelines"):
-        experiments = _experiments(ws)
-        reconcile(ws, list(experiments))
+        experiments = _reconciled_experiments(ws)
         infos = []
         for experiment_id, name in sorted(experiments.items(), key=lambda e: e[1]):
             found = _runs(ws, [experiment_id])
             if found:
-                infos.append(_info(name, found[0], len(found)))
+                infos.append(_info(ws, name, found[0], len(found)))
     return infos
 
 
 def show(ws: Workspace, name: str) -> PipelineInfo:
     with _mlflow.translated_errors(f"pipeline {name!r}"):
-        experiment_id = _experiment(ws, name)
+        experiment_id = _experiment(ws, name, _reconciled_experiments(ws))
         found = _runs(ws, [experiment_id])
         if not found:
             raise NotFound(f"Pipeline {name!r} has no runs yet.")
         spec = _spec_text(ws, found[0].info.run_id)
-    info = _info(name, found[0], len(found))
+        info = _info(ws, name, found[0], len(found))
     return dataclasses.replace(info, spec=spec)
 
 
 def runs(ws: Workspace, name: str, *, max_results: int = 50) -> list[PipelineRunInfo]:
     with _mlflow.translated_errors(f"runs of pipeline {name!r}"):
-        experiment_id = _experiment(ws, name)
-        reconcile(ws, [experiment_id])
+        experiment_id = _experiment(ws, name, _reconciled_experiments(ws))
         found = _runs(ws, [experiment_id], max_results)
-    return [_run_info(name, run) for run in found]
+        return [_run_info(ws, name, run) for run in found]
 
 
 def resume(
@@ -132,13 +161,14 @@ def resume(
     scheduler: str | None = None,
 ) -> PipelineRun:
     from jupyter_mlops.pipelines import spec
+    from jupyter_mlops.pipelines.runner import Runner
 
     with _mlflow.translated_errors(f"pipeline run {run_id!r}"):
         run = ws.client.get_run(run_id)
         tags = run.data.tags
         if tags.get(t.KIND_TAG) != t.PIPELINE_RUN_KIND:
             raise InvalidInput(f"Run {run_id} is not a pipeline run: pass the RUN_ID that `pipeline run` printed.")
-        reconcile(ws, [run.info.experiment_id])
+        reconcile_quietly(ws)
         run = ws.client.get_run(run_id)
         if run.info.status == "RUNNING":
             raise Conflict(
@@ -173,7 +203,7 @@ def clone(ws: Workspace, name: str, new_name: str, dest: Path) -> Path:
     if dest.exists() and any(dest.iterdir()):
         raise Conflict(f"{dest} is not empty: clone into a new folder so nothing is overwritten.", path=str(dest))
     with _mlflow.translated_errors(f"pipeline {name!r}"):
-        latest = _runs(ws, [_experiment(ws, name)], 1)[0]
+        latest = _runs(ws, [_experiment(ws, name, _reconciled_experiments(ws))], 1)[0]
         text = _spec_text(ws, latest.info.run_id)
     source_path = Path(latest.data.tags[t.SPEC_PATH_TAG])
     source = source_path.parent
@@ -216,11 +246,8 @@ def _artifact_text(ws: Workspace, run_id: str, path: str) -> str:
         return Path(ws.client.download_artifacts(run_id, path, tmp)).read_text()
 
 
-def _info(name: str, latest: Any, count: int) -> PipelineInfo:
+def _info(ws: Workspace, name: str, latest: Any, count: int) -> PipelineInfo:
     tags = latest.data.tags
-    steps: list[str] = []
-    with contextlib.suppress(ValueError, TypeError):
-        steps = list(json.loads(tags.get(t.STATES_TAG) or "{}"))
     return PipelineInfo(
         name=name,
         version=tags.get(t.VERSION_TAG, ""),
@@ -229,15 +256,12 @@ def _info(name: str, latest: Any, count: int) -> PipelineInfo:
         last_status=latest.info.status,
         last_run_id=latest.info.run_id,
         last_run_at=from_millis(latest.info.start_time),
-        steps=steps,
+        steps=list(tracking.read_states(ws.client, latest)),
     )
 
 
-def _run_info(name: str, run: Any) -> PipelineRunInfo:
+def _run_info(ws: Workspace, name: str, run: Any) -> PipelineRunInfo:
     info, tags = run.info, run.data.tags
-    states: dict[str, str] = {}
-    with contextlib.suppress(ValueError, TypeError):
-        states = json.loads(tags.get(t.STATES_TAG) or "{}")
     return PipelineRunInfo(
         run_id=info.run_id,
         pipeline=name,
@@ -245,6 +269,6 @@ def _run_info(name: str, run: Any) -> PipelineRunInfo:
         status=info.status,
         start_time=from_millis(info.start_time),
         duration_s=(info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None,
-        steps=states,
+        steps=tracking.read_states(ws.client, run),
         resumed_from=tags.get(t.RESUMED_TAG),
     )

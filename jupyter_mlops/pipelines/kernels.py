@@ -4,12 +4,17 @@ Each step gets its own new kernel. Starting one costs most of a trivial step's t
 kernel of a step while its upstream steps still run; shutting one down can stall for seconds, so it happens
 after the step's result is recorded. A kernel lives on one thread from start to shutdown (its client's zmq
 sockets belong to that thread's event loop).
+
+A step kernel talks to its runner over IPC (Unix sockets) in a private folder of its own, removed at shutdown:
+no TCP ports open on the machine, and no "Kernel is running over TCP without encryption" warning from each kernel.
+papermill (whose import costs about as much as a kernel start) is imported only once a notebook must execute.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -21,6 +26,7 @@ SHUTDOWN_WAIT_S = 1.0  # the kernel has finished its work: do not wait long for 
 _started = 0
 _started_lock = threading.Lock()
 _engine_registered = False
+_engine_lock = threading.Lock()
 
 
 def kernels_started() -> int:
@@ -37,17 +43,26 @@ class Kernel:
 
         global _started
         self.name = kernel_name
-        self.manager = AsyncKernelManager(kernel_name=kernel_name)
+        # mkdtemp makes the folder 0o700: only this user reaches the kernel's sockets and its connection file
+        self.runtime = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
+        self.manager = AsyncKernelManager(
+            kernel_name=kernel_name, transport="ipc", connection_file=str(self.runtime / "kernel.json")
+        )
         self.manager.shutdown_wait_time = SHUTDOWN_WAIT_S
         # the kernel process's own output (start-up warnings, a crash): kept apart from the runner's terminal
         self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (closed by shutdown(), with the kernel)
         # ipykernel keeps a SQLite history file; parallel kernels would contend for it
-        run_sync(self.manager.start_kernel)(
-            cwd=str(cwd),
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],
-            stdout=self._log,
-            stderr=self._log,
-        )
+        try:
+            run_sync(self.manager.start_kernel)(
+                cwd=str(cwd),
+                extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                stdout=self._log,
+                stderr=self._log,
+            )
+        except BaseException:
+            self._log.close()
+            shutil.rmtree(self.runtime, ignore_errors=True)
+            raise
         with _started_lock:
             _started += 1
 
@@ -70,6 +85,7 @@ class Kernel:
         with contextlib.suppress(Exception):
             run_sync(self.manager.shutdown_kernel)()
         self._log.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)  # the sockets and connection file, also after a kill
 
     def output(self) -> str:
         """What the kernel process printed itself (not the notebook's output): useful when it died."""
@@ -80,46 +96,55 @@ class Kernel:
 
 
 def register_engine() -> str:
-    """A papermill engine that runs a notebook on an already started kernel manager (``km=``)."""
+    """A papermill engine that runs a notebook on an already started kernel manager (``km=``).
+
+    Called once a notebook must execute, after its kernel was launched: papermill's import then overlaps the
+    kernel's own start-up, and a run that only reuses steps never imports it.
+    """
     global _engine_registered
-    if not _engine_registered:
-        from papermill.engines import NBClientEngine, papermill_engines
-
-        class PrestartedKernelEngine(NBClientEngine):
-            @classmethod
-            def execute_managed_notebook(
-                cls,
-                nb_man: Any,
-                kernel_name: str,
-                log_output: bool = False,
-                stdout_file: Any = None,
-                stderr_file: Any = None,
-                start_timeout: int = 60,
-                execution_timeout: float | None = None,
-                km: Any = None,
-                **kwargs: Any,
-            ) -> Any:
-                from papermill.clientwrap import PapermillNotebookClient
-                from papermill.log import logger
-
-                client = PapermillNotebookClient(
-                    nb_man,
-                    km=km,
-                    timeout=execution_timeout,
-                    startup_timeout=start_timeout,
-                    kernel_name=kernel_name,
-                    log=logger,
-                    log_output=log_output,
-                    stdout_file=stdout_file,
-                    stderr_file=stderr_file,
-                )
-                try:
-                    return client.execute()
-                finally:
-                    # nbclient leaves the client of a kernel it does not own open: close its sockets here
-                    if client.kc is not None:
-                        client.kc.stop_channels()
-
-        papermill_engines.register(ENGINE_NAME, PrestartedKernelEngine)
-        _engine_registered = True
+    with _engine_lock:  # the runner's worker threads may get here at once
+        if not _engine_registered:
+            _register()
+            _engine_registered = True
     return ENGINE_NAME
+
+
+def _register() -> None:
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class PrestartedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: float | None = None,
+            km: Any = None,
+            **kwargs: Any,
+        ) -> Any:
+            from papermill.clientwrap import PapermillNotebookClient
+            from papermill.log import logger
+
+            client = PapermillNotebookClient(
+                nb_man,
+                km=km,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
+            try:
+                return client.execute()
+            finally:
+                # nbclient leaves the client of a kernel it does not own open: close its sockets here
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register(ENGINE_NAME, PrestartedKernelEngine)

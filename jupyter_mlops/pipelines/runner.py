@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, str], None]
 
-FINAL = ("succeeded", "reused", "failed", "skipped", "killed")
+FINAL = tracking.FINAL_STATES  # a step in one of these is done
 
 
 @dataclass
@@ -144,9 +144,13 @@ class Runner:
             self._executor.close()
 
     def _run(self) -> PipelineRun:
+        from jupyter_mlops.pipelines import history
+
+        history.reconcile_quietly(self.ws)  # whichever process is alive notices the runs of dead runners
         self.resolver.default_env_hash = snapshot.environment().content_hash
-        self.records.start_parent(self.options, self.resumed_from, self.resolver.default_env_hash)
-        kernels.register_engine()
+        # the steps are on the record from the start, so a runner killed outright still leaves them listed
+        initial = {n: "skipped" if s.mode == "off" else "pending" for n, s in self.states.items()}
+        self.records.start_parent(self.options, self.resumed_from, self.resolver.default_env_hash, initial)
         pool = ThreadPoolExecutor(max_workers=len(self.states), thread_name_prefix=f"mlops-{self.pipeline.name}")
         try:
             self._schedule(pool)
@@ -165,7 +169,9 @@ class Runner:
         return self.record(status)
 
     def _finish_parent(self, status: str, error: str | None) -> None:
-        self.records.finish_parent({n: s.state for n, s in self.states.items()}, status, error)
+        """End the run; a step that never reached a final state (interrupted) is on the record as killed."""
+        states = {n: s.state if s.state in FINAL else "killed" for n, s in self.states.items()}
+        self.records.finish_parent(states, status, error)
 
     def record(self, status: str) -> PipelineRun:
         steps = {

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class Pipelines:
-    """Validate, run, resume, list, show and clone the notebook pipelines of one workspace."""
+    """Validate, run, resume, list, show and clone the notebook pipelines of one workspace; reconcile dead runs."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
@@ -50,6 +50,12 @@ class Pipelines:
         from jupyter_mlops.pipelines import runs
 
         return runs(name, max_results=max_results, workspace=self.ws)
+
+    def reconcile(self) -> builtins.list[str]:
+        """Mark KILLED the runs whose runner process died (every verb does it first); returns their ids."""
+        from jupyter_mlops.pipelines import history
+
+        return history.reconcile_all(self.ws)
 
     def clone(self, name: str, new_name: str, dest: str | os.PathLike[str]) -> Path:
         from jupyter_mlops.pipelines import clone

@@ -24,11 +24,14 @@ from jupyter_mlops.processes import ProcessIdentity
 from jupyter_mlops.registry import current_user
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from jupyter_mlops.pipelines import execution
     from jupyter_mlops.pipelines.spec import Pipeline, Step, SweepSpec
     from jupyter_mlops.workspace import Workspace
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+FINAL_STATES = ("succeeded", "reused", "failed", "skipped", "killed")  # the runner's final step states
 
 
 def _serialized(method: _F) -> _F:
@@ -52,6 +55,57 @@ def runner_identity(tags: Mapping[str, str]) -> ProcessIdentity | None:
     return ProcessIdentity(int(pid) if pid.isdigit() else 0, tags.get(t.PID_START_TAG) or "", host)
 
 
+# -- reading a pipeline run's step states back ---------------------------------------------------------------------
+def recorded_states(tags: Mapping[str, str]) -> dict[str, str] | None:
+    """The step -> state map on a pipeline run (None when it has none, or not a readable one)."""
+    with contextlib.suppress(ValueError, TypeError):
+        states = json.loads(tags.get(t.STATES_TAG) or "null")
+        if isinstance(states, dict):
+            return {str(k): str(v) for k, v in states.items()}
+    return None
+
+
+def needs_step_runs(run: Any) -> bool:
+    """Whether the run's own tag cannot tell its steps' states: it still runs, its runner was killed before it
+    could write them, or it ended without them (a run reconciled by an older version)."""
+    states = recorded_states(run.data.tags)
+    return run.info.status == "RUNNING" or states is None or any(s not in FINAL_STATES for s in states.values())
+
+
+def step_runs(client: MlflowClient, run: Any) -> list[Any]:
+    """The step runs of a pipeline run (its children; sweep trials are one level further down)."""
+    return client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}' AND tags.`{t.KIND_TAG}` = '{t.STEP_RUN_KIND}'",
+        max_results=5000,
+    )
+
+
+def step_states(run: Any, children: list[Any], *, ended: bool | None = None) -> dict[str, str]:
+    """Each step's state, from the run's tag overlaid with what its step runs say.
+
+    A step that ended keeps its state (succeeded, reused, failed); once the pipeline run itself has ended, a step
+    that was running or still waiting is ``killed``. While the run goes on they show as ``running`` or ``pending``.
+    """
+    states = dict(recorded_states(run.data.tags) or {})
+    for child in sorted(children, key=lambda c: c.info.start_time or 0):  # a retried step: its newest run
+        name = child.data.tags.get(t.STEP_TAG)
+        if name:
+            states[name] = child.data.tags.get(t.STATUS_TAG) or "running"
+    if ended is None:
+        ended = run.info.status != "RUNNING"
+    if ended:
+        states = {name: state if state in FINAL_STATES else "killed" for name, state in states.items()}
+    return states
+
+
+def read_states(client: MlflowClient, run: Any) -> dict[str, str]:
+    """The step states of a pipeline run, looking at its step runs only when its tag cannot tell."""
+    if not needs_step_runs(run):
+        return recorded_states(run.data.tags) or {}
+    return step_states(run, step_runs(client, run))
+
+
 class Tracker:
     """The records of one pipeline run (one Tracker per Runner)."""
 
@@ -70,8 +124,11 @@ class Tracker:
             return func(*args)
 
     # -- the pipeline run ---------------------------------------------------------------------------------------
-    def start_parent(self, options: dict[str, Any], resumed_from: str | None, env_hash: str) -> None:
-        """Create the pipeline's run, naming the process that runs it (so a later look can tell it died)."""
+    def start_parent(
+        self, options: dict[str, Any], resumed_from: str | None, env_hash: str, states: dict[str, str]
+    ) -> None:
+        """Create the pipeline's run, naming the process that runs it (so a later look can tell it died) and its
+        steps' first states (so a run whose runner was killed outright still lists them)."""
         client = self.ws.client
         self._git = snapshot.git_state(self.pipeline.folder)
         identity = ProcessIdentity.current()
@@ -90,6 +147,7 @@ class Tracker:
                 "mlflow.source.type": "PROJECT",
                 "mlflow.source.name": str(self.pipeline.path),
                 t.ENV_HASH_TAG: env_hash,
+                t.STATES_TAG: json.dumps(states),
                 **{f"{t.OPTION_TAG}{k}": str(v) for k, v in options.items() if v},
             }
             if resumed_from:
@@ -154,9 +212,9 @@ class Tracker:
 
     def _record_dataset_usage(self, run_id: str, datasets: list[tuple[str, tuple[str, int]]]) -> None:
         """Dataset versions a step read, in the metadata store, so that lineage finds the runs that used them."""
-        from jupyter_mlops.store.datasets import DatasetUsageRecord
+        if datasets:  # the metadata store is opened (and imported) only for a step that reads one
+            from jupyter_mlops.store.datasets import DatasetUsageRecord
 
-        if datasets:
             with self.ws.store.session() as session:
                 for key, (dataset, version) in datasets:
                     session.add(
