@@ -24,8 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from jupyter_mlops.exceptions import Conflict, InvalidInput, MlopsError, NotFound
+from jupyter_mlops.exceptions import Conflict, EndpointError, InvalidInput, NotFound
 from jupyter_mlops.records import Record
+from jupyter_mlops.refs import ModelRef
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -83,11 +84,10 @@ class BatchEndpoints:
     ) -> BatchEndpoint:
         from sqlalchemy.exc import IntegrityError
 
-        from jupyter_mlops.deploy.endpoints import _model_ref
         from jupyter_mlops.store.endpoints import BatchEndpointRecord
 
-        model_name, version = _model_ref(model)
-        self.ws.models.get(model_name, version)  # exists now (resolved again at each invocation)
+        ref = ModelRef.parse(model)
+        self.ws.models.get(ref.name, ref.selector)  # exists now (resolved again at each invocation)
         if output_action not in ("append_row", "summary_only"):
             raise InvalidInput(f"output_action is 'append_row' or 'summary_only', not {output_action!r}.")
         if mini_batch_size < 1 or max_concurrency < 1 or retries < 0 or timeout <= 0 or error_threshold < -1:
@@ -155,11 +155,11 @@ class BatchEndpoints:
     def invoke(self, name: str, input: str | os.PathLike[str], *, progress: bool = True) -> BatchResult:
         """Score every CSV/Parquet file of ``input`` (a file or a folder)."""
         from jupyter_mlops import _mlflow
-        from jupyter_mlops.deploy.endpoints import _model_ref
 
         endpoint = self.get(name)
         files = _input_files(Path(input))
-        requested = self.ws.models.get(*_model_ref(endpoint.model))
+        ref = ModelRef.parse(endpoint.model)
+        requested = self.ws.models.get(ref.name, ref.selector)
         model = requested
         if endpoint.onnx and not endpoint.scoring_script:
             from jupyter_mlops.deploy.onnx import converted_version
@@ -172,7 +172,7 @@ class BatchEndpoints:
                 [f"{model.name}:{model.version}", [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]]
             ).encode()
         ).hexdigest()[:16]
-        folder = self.ws.root / "batch" / name / key  # the same input again: resume in the same folder
+        folder = self.ws.layout.batch_output(name, key)  # the same input again: resume in the same folder
         parts = folder / "parts"
         parts.mkdir(parents=True, exist_ok=True)
         model_dir = folder / "model"
@@ -249,8 +249,8 @@ class BatchEndpoints:
             duration_s=duration,
             output=output,
         )
-        if aborted:
-            raise MlopsError(
+        if aborted:  # the model failed on too many mini-batches: the batch endpoint's own failure (502)
+            raise EndpointError(
                 f"Batch invocation of {name} stopped: {len(failed)} mini-batch(es) failed, more than "
                 f"error_threshold={endpoint.error_threshold}. Finished parts are kept in {folder}; invoke again to "
                 "resume.",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.exceptions import BackendUnavailable, EndpointError
-from jupyter_mlops.processes import alive, stop_process_group
+from jupyter_mlops.processes import ProcessIdentity, process_start, stop_process_group
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,9 +58,14 @@ class Launch:
     log: str
     pid: int | None = None
     container: str | None = None
+    pid_start: str | None = None  # the process's start time: a later process given the same pid is not this one
 
     def to_options(self) -> dict[str, Any]:
         return asdict(self)
+
+    def process_alive(self) -> bool:
+        """Whether this very process (venv) still runs; launches recorded without a start time go by pid."""
+        return self.pid is not None and ProcessIdentity(self.pid, self.pid_start or "").alive()
 
     @property
     def url(self) -> str:
@@ -76,7 +81,7 @@ def runtime(ws: Workspace) -> tuple[Path, Path]:
     stamp = hashlib.sha256()
     for path in sorted(source.rglob("*.py")):  # a changed module (an upgrade, an editable install) makes a new copy
         stamp.update(f"{path.relative_to(source)}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
-    root = ws.root / "serving" / ".runtime" / f"{metadata.version('jupyter-mlops')}-{stamp.hexdigest()[:12]}"
+    root = ws.layout.serving_runtime(f"{metadata.version('jupyter-mlops')}-{stamp.hexdigest()[:12]}")
     package, deps = root / "package", root / "deps"
     if (root / "ready").exists():
         return package, deps
@@ -139,7 +144,7 @@ def docker_launch(
     """
     from jupyter_mlops.deploy.package import package
 
-    context = ws.root / "serving" / endpoint / f"{name}-image-{secrets.token_hex(4)}"
+    context = ws.layout.served_model(endpoint, f"{name}-image-{secrets.token_hex(4)}")
     built = package(
         ws,
         model,
@@ -199,7 +204,7 @@ def start(ws: Workspace, launch: Launch, on_spawn: Callable[[Launch], None] | No
                 start_new_session=True,
                 env=env,
             )
-        started = replace(launch, pid=process.pid)
+        started = replace(launch, pid=process.pid, pid_start=process_start(process.pid) or None)
     else:
         from jupyter_mlops.deploy import docker
 
@@ -242,7 +247,7 @@ def running(launch: Launch) -> bool:
             return bool(launch.container) and docker.container_running(launch.container or "")
         except BackendUnavailable:  # no engine: nothing of it runs (a restart will say why it cannot start)
             return False
-    return alive(launch.pid)
+    return launch.process_alive()
 
 
 def stop(launch: Launch) -> None:
@@ -252,7 +257,8 @@ def stop(launch: Launch) -> None:
         with contextlib.suppress(BackendUnavailable):  # no engine: the container does not run either
             docker.stop_container(launch.container or container_name(launch))
         return
-    stop_process_group(launch.pid)
+    if launch.process_alive():  # never signal a process that only inherited the pid
+        stop_process_group(launch.pid)
 
 
 def tail(launch: Launch, lines: int = 30) -> str:

@@ -37,10 +37,10 @@ def convert_to_onnx(ws: Workspace, model: str, sample: Any, *, tolerance: float 
     """Convert ``model`` (``NAME:VERSION``) to ONNX, prove parity on ``sample`` and register the result."""
     import numpy as np
 
-    from jupyter_mlops.deploy.endpoints import _model_ref
+    from jupyter_mlops.refs import ModelRef
 
-    name, version = _model_ref(model)
-    record = ws.models.get(name, version)
+    ref = ModelRef.parse(model)
+    record = ws.models.get(ref.name, ref.selector)
     original = _load_original(ws, record)
     data = np.asarray(sample.values if hasattr(sample, "values") else sample, dtype=np.float32)
     if data.ndim != 2 or not len(data):

@@ -73,7 +73,7 @@ def package(
     Dockerfile's base image for this build; ``host_ca`` lets the build trust this host's CA bundle.
     """
     from jupyter_mlops.deploy import kserve as kserve_manifest
-    from jupyter_mlops.deploy.endpoints import _model_ref
+    from jupyter_mlops.refs import ModelRef
 
     target = Path(out).expanduser().resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -83,7 +83,8 @@ def package(
         raise InvalidInput(f"The scoring script {script} does not exist.")
     if endpoint and not kserve:
         raise InvalidInput("endpoint= sets the canary share of the KServe manifest: pass kserve=True with it.")
-    requested = ws.models.get(*_model_ref(model))
+    ref = ModelRef.parse(model)
+    requested = ws.models.get(ref.name, ref.selector)
     served = requested
     if onnx and script is None:
         from jupyter_mlops.deploy.onnx import converted_version

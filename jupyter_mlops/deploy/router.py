@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.deploy.app import Collector, ScoringApp, Served, Table, live_shares, log, run
+from jupyter_mlops.processes import ProcessIdentity
 
 if TYPE_CHECKING:
     from jupyter_mlops.deploy.forward import Upstream
@@ -37,11 +38,11 @@ FALLBACK_POLL_S = 2.0
 
 class Router(ScoringApp):
     def __init__(self, ws: Workspace, endpoint: str, slot: int = 0) -> None:
-        super().__init__(Collector(ws.root / "collected" / endpoint))
+        super().__init__(Collector(ws.layout.collected(endpoint)))
         self.ws = ws
         self.endpoint = endpoint
         self.slot = slot
-        self.cache = ws.root / "serving" / endpoint
+        self.identity = ProcessIdentity.current()  # what the store records for this worker: pid and start time
         self._scorers: dict[tuple[str, str, str, bool], Scorer] = {}
         self._upstreams: dict[tuple[str, str | None], Upstream] = {}
         self._logs: dict[str, logging.Logger] = {}
@@ -49,28 +50,28 @@ class Router(ScoringApp):
 
     # -- control: follow the store ------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Apply the stored configuration if it changed: load new models first, then swap the table."""
-        from sqlalchemy import select
+        """Apply the stored configuration if it changed: load new models first, then swap the table.
 
-        from jupyter_mlops.deploy.endpoints import ACTIVE
-        from jupyter_mlops.store.endpoints import EndpointRecord
-        from jupyter_mlops.store.schema import Deployment
+        A worker the store no longer records as its slot's (its pid and start time) stops: no worker runs
+        unrecorded. One recorded without a process claims the slot (its starter died before writing the pid)."""
+        from jupyter_mlops.store.endpoints import worker_assignment
 
-        with self.ws.store.session() as session:
-            if not self._owns_slot(session):
-                log.warning(
-                    "worker %d of %s has no record of this process any more: stopping", self.slot, self.endpoint
-                )
-                os.kill(os.getpid(), signal.SIGTERM)  # uvicorn finishes the requests in flight, then exits
-                return
-            record = session.scalar(select(EndpointRecord).where(EndpointRecord.name == self.endpoint))
-            if record is None or record.config_version == self.table.version:
-                return
-            version, traffic, mirror = record.config_version, json.loads(record.traffic), json.loads(record.mirror)
-            auth_key = record.key if record.auth == "key" else None
-            rows = session.scalars(
-                select(Deployment).where(Deployment.endpoint == self.endpoint, Deployment.status.in_(ACTIVE))
-            ).all()
+        owned, record, rows = worker_assignment(
+            self.ws.store,
+            self.endpoint,
+            self.slot,
+            pid=self.identity.pid,
+            pid_start=self.identity.started or None,
+            applied=self.table.version,
+        )
+        if not owned:
+            log.warning("worker %d of %s has no record of this process any more: stopping", self.slot, self.endpoint)
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn finishes the requests in flight, then exits
+            return
+        if record is None:
+            return
+        version, traffic, mirror = record.config_version, json.loads(record.traffic), json.loads(record.mirror)
+        auth_key = record.key if record.auth == "key" else None
         served, outcomes = {}, {}
         for row in rows:
             options = json.loads(row.options or "{}")
@@ -105,21 +106,6 @@ class Router(ScoringApp):
         gc.freeze()  # what is loaded lives as long as the worker: keep it out of the collector's scans (tail latency)
         self._report(version, outcomes)
 
-    def _owns_slot(self, session: Any) -> bool:
-        """Whether the store records this process as its slot's worker; claims a slot recorded without a process
-        (the control plane died between starting it and writing its pid), so no worker ever runs unrecorded."""
-        from sqlalchemy import select, update
-
-        from jupyter_mlops.store.endpoints import EndpointWorker
-
-        where = (EndpointWorker.endpoint == self.endpoint, EndpointWorker.slot == self.slot)
-        row = session.execute(select(EndpointWorker.pid).where(*where)).first()
-        if row is not None and row.pid is None:  # read first: an UPDATE would lock SQLite on every poll
-            claim = update(EndpointWorker).where(*where, EndpointWorker.pid.is_(None)).values(pid=os.getpid())
-            session.execute(claim)
-            row = session.execute(select(EndpointWorker.pid).where(*where)).first()
-        return row is not None and row.pid == os.getpid()
-
     def _scorer(
         self, model: str, version: int, source: str | None, script: str | None, options: dict[str, Any]
     ) -> Scorer:
@@ -128,7 +114,7 @@ class Router(ScoringApp):
         prefer_onnx = options.get("prefer_onnx", True)
         key = (model, str(version), script or "", prefer_onnx)
         if key not in self._scorers:
-            folder = self.cache / f"{model}-{version}"
+            folder = self.ws.layout.served_model(self.endpoint, f"{model}-{version}")
             if not folder.exists():
                 staging = folder.with_suffix(f".{os.getpid()}.tmp")
                 shutil.rmtree(staging, ignore_errors=True)
@@ -155,7 +141,7 @@ class Router(ScoringApp):
         """The deployment's own log file (what ``ep.logs(deployment)`` reads); lines also go to the router log."""
         if deployment not in self._logs:
             logger = logging.getLogger(f"jupyter_mlops.deployment.{self.endpoint}.{deployment}")
-            path = deployment_log_path(self.ws, self.endpoint, deployment)
+            path = self.ws.layout.deployment_log(self.endpoint, deployment)
             path.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(path, encoding="utf-8")
             handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s worker {self.slot}: %(message)s"))
@@ -165,28 +151,14 @@ class Router(ScoringApp):
         return self._logs[deployment]
 
     def _report(self, version: int, outcomes: dict[str, tuple[str, str | None]]) -> None:
-        from sqlalchemy import update
+        from jupyter_mlops.store.endpoints import report_applied
 
-        from jupyter_mlops.store.endpoints import EndpointWorker
-        from jupyter_mlops.store.schema import Deployment
-
-        with self.ws.store.session() as session:
-            for name, (status, error) in outcomes.items():
-                session.execute(
-                    update(Deployment)
-                    .where(Deployment.endpoint == self.endpoint, Deployment.name == name)
-                    .values(status=status, error=error)
-                )
-            session.execute(
-                update(EndpointWorker)
-                .where(EndpointWorker.endpoint == self.endpoint, EndpointWorker.slot == self.slot)
-                .values(applied_version=version)
-            )
+        report_applied(self.ws.store, self.endpoint, self.slot, version, outcomes)
 
     def follow(self) -> None:
         """Re-read the configuration when the control plane signals a change (a file replaced on every change:
         a stat costs microseconds where a store query holds the GIL for milliseconds), and every few seconds."""
-        signal_file = config_signal_path(self.ws, self.endpoint)
+        signal_file = self.ws.layout.config_signal(self.endpoint)
         seen: tuple[int, int] | None = None
         last_read = time.monotonic()
         while True:
@@ -203,14 +175,6 @@ class Router(ScoringApp):
                     log.exception("could not read the endpoint configuration; retrying")
                     seen = None
             time.sleep(POLL_S)
-
-
-def config_signal_path(ws: Workspace, endpoint: str) -> Path:
-    return ws.root / "serving" / endpoint / "config-changed"
-
-
-def deployment_log_path(ws: Workspace, endpoint: str, deployment: str) -> Path:
-    return ws.root / "logs" / "endpoints" / endpoint / f"{deployment}.log"
 
 
 def _local_path(uri: str | None) -> Path | None:
