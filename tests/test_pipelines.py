@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -332,6 +333,14 @@ def test_a_runner_killed_outright_is_marked_killed_by_reconcile_all_with_each_st
     assert record["steps"] == {"fast": "succeeded", "slow": "killed", "last": "killed"}
     assert cli.main(["pipeline", "show", "killed-outright", *workspace, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == ["fast", "slow", "last"]
+
+    # and the kernel folders the killed runner could not remove go when another process starts its first kernel
+    def left() -> list[Path]:
+        return list(Path(tempfile.gettempdir()).glob(f"{kernels.RUNTIME_PREFIX}{process.pid}-*"))
+
+    assert left(), "the killed runner's kernels left no folder: nothing to check"
+    kernels._remove_orphans()
+    assert left() == []
 
     # and with nothing RUNNING, reconciling the workspace costs two MLflow searches
     searches = _count_calls(monkeypatch, client, "search_experiments", "search_runs", "get_run")

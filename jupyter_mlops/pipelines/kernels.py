@@ -7,6 +7,8 @@ sockets belong to that thread's event loop).
 
 A step kernel talks to its runner over IPC (Unix sockets) in a private folder of its own, removed at shutdown:
 no TCP ports open on the machine, and no "Kernel is running over TCP without encryption" warning from each kernel.
+The folder is named after the process that started the kernel, so that the first kernel a process starts removes
+the folders of processes that are gone (a runner killed outright cannot remove its own).
 papermill (whose import costs about as much as a kernel start) is imported only once a notebook must execute.
 """
 
@@ -21,12 +23,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.processes import ProcessIdentity
+
 ENGINE_NAME = "mlops-prestarted"
 SHUTDOWN_WAIT_S = 1.0  # the kernel has finished its work: do not wait long for a polite exit
 _started = 0
 _started_lock = threading.Lock()
 _engine_registered = False
 _engine_lock = threading.Lock()
+RUNTIME_PREFIX = "mlops-kernel-"  # + PID-START-random: the folder of one kernel's sockets and connection file
+_swept = False
 
 
 def kernels_started() -> int:
@@ -43,8 +49,7 @@ class Kernel:
 
         global _started
         self.name = kernel_name
-        # mkdtemp makes the folder 0o700: only this user reaches the kernel's sockets and its connection file
-        self.runtime = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
+        self.runtime = _runtime_folder()
         self.manager = AsyncKernelManager(
             kernel_name=kernel_name, transport="ipc", connection_file=str(self.runtime / "kernel.json")
         )
@@ -93,6 +98,28 @@ class Kernel:
             self._log.seek(0)
             return self._log.read().decode(errors="replace")
         return ""
+
+
+def _runtime_folder() -> Path:
+    """A new private folder (mkdtemp makes it 0o700: only this user reaches the sockets and connection file)."""
+    global _swept
+    me = ProcessIdentity.current()
+    with _started_lock:
+        sweep, _swept = not _swept, True
+    if sweep:
+        _remove_orphans()
+    return Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{me.pid}-{me.started or 0}-"))
+
+
+def _remove_orphans() -> None:
+    """Remove the kernel folders whose starting process is gone (a reused PID has another start time)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{RUNTIME_PREFIX}*-*-*"):
+        pid, started, _ = folder.name.removeprefix(RUNTIME_PREFIX).split("-", 2)
+        with contextlib.suppress(OSError):  # another process may remove it meanwhile
+            if not (pid.isdigit() and started.isdigit()) or folder.stat().st_uid != os.getuid():
+                continue
+            if not ProcessIdentity(int(pid), "" if started == "0" else started).alive():
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def register_engine() -> str:
