@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,6 +129,37 @@ def test_register_a_version_from_a_run(page, ws, tmp_path):
     sidebar.locator("#jp-mlops-models .jp-mlops-group-name", has_text="from-ui").wait_for()
     assert ws.models.get("from-ui", 1).run_id == job.run_id
     page.screenshot(path=SCREENSHOTS / "jobs-register.png")
+
+
+def _cli(lab, *args: str) -> None:
+    """Run ``jupyter mlops ...`` as a separate process on the Lab's workspace (another face, another process)."""
+    env = {**os.environ, "MLOPS_WORKSPACE": str(lab.workspace)}
+    command = [str(Path(sys.executable).with_name("jupyter")), "mlops", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_changes_from_another_process_reach_the_open_panels(page, lab, tmp_path):
+    # Given the Models panel and the Events feed open and connected (a fresh workspace creates its stores first)
+    sidebar = open_sidebar(page)
+    page.wait_for_selector("#jp-mlops-events .jp-mlops-dot-on", timeout=60_000)
+    models, events = sidebar.locator("#jp-mlops-models"), sidebar.locator("#jp-mlops-events")
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"weights")
+    # When another process registers a version (nobody presses Refresh)
+    _cli(lab, "models", "register", "from-cli", str(weights), "--tag", "stage=dev")
+    # Then the panel shows it and the feed names it
+    models.locator(".jp-mlops-group-name", has_text="from-cli").wait_for(timeout=30_000)
+    events.locator('[data-type="model.registered"]', has_text="from-cli:1").wait_for(timeout=30_000)
+    # When it moves an alias, the version shows the alias
+    _cli(lab, "models", "alias", "from-cli", "champion", "1")
+    models.locator(".jp-mlops-version", has_text="@champion").wait_for(timeout=30_000)
+    events.locator('[data-type="model.alias_changed"]', has_text="@champion → from-cli:1").wait_for(timeout=30_000)
+    page.screenshot(path=SCREENSHOTS / "models-live-from-cli.png")
+    # When it deletes the model, the panel drops it
+    _cli(lab, "models", "delete", "from-cli", "--force")
+    models.locator(".jp-mlops-group-name", has_text="from-cli").wait_for(state="detached", timeout=30_000)
+    events.locator('[data-type="model.deleted"]', has_text="from-cli:1").wait_for(timeout=30_000)
 
 
 def test_dark_theme(page, ws, tmp_path):
