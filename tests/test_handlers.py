@@ -779,3 +779,25 @@ async def test_registering_under_a_bad_name_creates_nothing(jp_fetch, ws, regist
     assert code == 400 and "valid model name" in data["message"]
     assert [m.name for m in ws.models.list_models()] == ["churn"]
     assert len(ws.models.list("name=churn")) == 2  # the retry of a client never makes a second version
+
+
+async def test_the_server_marks_a_dead_runners_pipeline_run_killed_by_itself(jp_serverapp, ws, tmp_path):
+    """Nobody lists anything: the server's periodic task notices the killed runner (``reconcile_interval``)."""
+    from tests.test_pipelines import _notebook, _wait_for_running_step
+
+    app = next(e for e in jp_serverapp.extension_manager.extension_apps["jupyter_mlops"])
+    assert app._reconciler is not None and app.reconcile_interval <= 5
+    _notebook(tmp_path / "slow.ipynb", "out = ''", "import time\ntime.sleep(120)")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("name: server-watched\nsteps:\n  slow: {notebook: slow.ipynb, outputs: {out: out/slow.txt}}\n")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ws.experiment_id, "warm-up")  # the stores exist before two processes open them
+    command = [sys.executable, "-m", "jupyter_mlops.cli", "pipeline", "run", str(spec), "--workspace", str(ws.root)]
+    runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_id = await loop.run_in_executor(None, _wait_for_running_step, ws, "server-watched", 120)
+        runner.kill()
+        runner.wait(timeout=30)
+    finally:
+        runner.kill()
+    await _until(lambda: ws.client.get_run(run_id).info.status == "KILLED", timeout=60)

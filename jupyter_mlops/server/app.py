@@ -63,6 +63,11 @@ class MlopsServerApp(ExtensionApp):
     monitor_interval = Float(
         60.0, config=True, help="Seconds between runs of the monitors that are due (0: do not schedule monitors here)."
     )
+    reconcile_interval = Float(
+        5.0,
+        config=True,
+        help="Seconds between checks for pipeline runs whose runner died (marked KILLED); 0: do not check here.",
+    )
 
     def initialize_settings(self) -> None:
         if self.workspace_dir or self.tracking_uri:
@@ -78,7 +83,33 @@ class MlopsServerApp(ExtensionApp):
 
             self._scheduler = PeriodicCallback(self._run_due_monitors, self.monitor_interval * 1000)
             self._scheduler.start()
+        self._reconciler = None
+        if self.reconcile_interval > 0:
+            from tornado.ioloop import PeriodicCallback
+
+            self._reconciler = PeriodicCallback(self._reconcile_pipelines, self.reconcile_interval * 1000)
+            self._reconciler.start()
         self.log.info("jupyter-mlops: workspace %s (tracking %s)", ws.root, ws.tracking_uri)
+
+    async def _reconcile_pipelines(self) -> None:
+        """While JupyterLab runs, a pipeline run whose runner was killed is marked KILLED within seconds."""
+        import asyncio
+
+        from jupyter_mlops.pipelines.history import reconcile_all
+
+        ws = self.context.workspace
+
+        def work() -> list[str]:
+            self.context.open_stores()
+            return reconcile_all(ws)
+
+        try:
+            killed = await asyncio.get_running_loop().run_in_executor(None, work)
+        except Exception as exc:  # a store hiccup: the next tick tries again
+            self.log.debug("jupyter-mlops: pipeline reconciliation: %s", exc)
+            return
+        if killed:
+            self.log.info("jupyter-mlops: marked KILLED the pipeline runs whose runner died: %s", ", ".join(killed))
 
     async def _run_due_monitors(self) -> None:
         """While JupyterLab runs, monitors run on their schedule, and pending events (webhooks left by a crashed
@@ -103,8 +134,9 @@ class MlopsServerApp(ExtensionApp):
         context = getattr(self, "context", None)
         if context is not None:
             context.watcher.stop()
-        if getattr(self, "_scheduler", None) is not None:
-            self._scheduler.stop()
+        for callback in (getattr(self, "_scheduler", None), getattr(self, "_reconciler", None)):
+            if callback is not None:
+                callback.stop()
 
 
 main = launch_new_instance = MlopsServerApp.launch_instance
