@@ -35,6 +35,7 @@ CREATED_BY_TAG = "mlops.created_by"
 ARCHIVED_TAG = "mlops.archived"
 FLAVOR_TAG = "mlops.flavor"
 REGISTRATION_EXPERIMENT = "model-registrations"
+_PAGE = 200_000  # MLflow's largest page of a version search
 T = TypeVar("T")
 
 
@@ -254,10 +255,12 @@ class ModelRegistry:
     def list(self, filter: str | None = None, *, include_archived: bool = False) -> list[ModelVersion]:
         """Versions matching an Azure-style filter (``stage=prod,team=risk``, ``validated``, ``name=churn*``)."""
         mlflow_filter = to_mlflow_filter(filter)
-        with _mlflow.translated_errors("searching model versions"):
-            found = _all_pages(lambda token: self.ws.client.search_model_versions(mlflow_filter, page_token=token))
+        # MLflow sorts every matching version again for each page: the largest page it allows keeps that once
+        search = self.ws.client.search_model_versions
+        with _mlflow.translated_errors("searching model versions"), _mlflow.bulk_objects():
+            found = _all_pages(lambda token: search(mlflow_filter, max_results=_PAGE, page_token=token))
             aliases = _mlflow.aliases_of(self.ws.client, {v.name for v in found})
-        records = [_version_record(v, aliases.get((v.name, int(v.version)))) for v in found]
+            records = [_version_record(v, aliases.get((v.name, int(v.version)))) for v in found]
         if not include_archived:
             records = [r for r in records if not r.archived]
         return sorted(records, key=lambda r: (r.name, r.version))
