@@ -151,6 +151,13 @@ class Pipeline:
         return found
 
 
+def _loader() -> Any:
+    """PyYAML's safe loader, in C when libyaml is there (planning a 50-step spec spends most of its time here)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Positions:
     """Line numbers (1-based) of the keys of a YAML document, by key path."""
 
@@ -159,7 +166,7 @@ class _Positions:
 
         self.lines: dict[tuple[str, ...], int] = {}
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = yaml.compose(text, Loader=_loader())
         except yaml.YAMLError:
             return
         if node is not None:
@@ -213,7 +220,7 @@ def load(
     spec_path = ((folder or source.parent) / source.name).resolve()
     positions = _Positions(text)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_loader())  # a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise spec_error(spec_path, mark.line + 1 if mark else None, "(yaml)", f"not valid YAML: {exc}") from exc
