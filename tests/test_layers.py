@@ -115,3 +115,17 @@ def test_the_tree_is_drawn_and_each_error_knows_its_status(cls):
         assert above and f" {parent.__name__}" in " " + above[-1].lstrip(" │├└─"), (
             f"the tree must draw {cls.__name__} under {parent.__name__}"
         )
+
+
+def test_only_the_layout_joins_paths_under_the_workspace_root():
+    """``layout.py`` owns the workspace's folders; everything else asks ``ws.layout`` for them."""
+    joins = []
+    for path in _modules():
+        if path.name == "layout.py" and path.parent == PACKAGE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                left = ast.unparse(node.left)
+                if left.endswith(("ws.root", "workspace.root", "self.root")):
+                    joins.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {ast.unparse(node)}")
+    assert joins == [], "ask ws.layout for these paths:\n" + "\n".join(joins)
