@@ -50,6 +50,7 @@ __all__ = [
     "drift",
     "endpoints",
     "environments",
+    "evaluate",
     "events",
     "explain",
     "job",
@@ -128,6 +129,32 @@ def _lineage(entity: str, *, depth: int = 6, workspace: Workspace | None = None)
     return (workspace or default_workspace()).lineage(entity, depth=depth)
 
 
+def _evaluate(
+    candidate: str,
+    data: Any,
+    *,
+    baseline: str | None = "champion",
+    targets: str = "label",
+    thresholds: dict[str, Any] | None = None,
+    model_type: str | None = None,
+    evaluator_config: dict[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> Any:
+    """Gate ``candidate`` (``NAME:VERSION``): score it and ``baseline`` (the version holding that alias, a
+    ``NAME:VERSION``, or None) on ``data`` with MLflow's default evaluator and compare them with MetricThreshold
+    rules (None: ``{"accuracy_score": {"min_absolute_change": 0.0}}`` for a classifier). Records one MLflow run and
+    tags the version with the verdict; returns ``.passed``, ``.metrics`` and ``.run_id``, drawn side by side."""
+    return (workspace or default_workspace()).release.evaluate(
+        candidate,
+        data,
+        baseline=baseline,
+        targets=targets,
+        thresholds=thresholds,
+        model_type=model_type,
+        evaluator_config=evaluator_config,
+    )
+
+
 def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4, workspace: Workspace | None = None) -> Any:
     """Convert ``NAME:VERSION`` to ONNX, prove parity on ``sample``, and register it as a new version."""
     from jupyter_mlops.deploy.onnx import convert_to_onnx as _convert
@@ -151,7 +178,7 @@ def package(model: str, *, out: str, workspace: Workspace | None = None, **optio
 # ``jupyter_mlops.datasets`` was imported. The feature packages (environments, events, pipelines) are the packages
 # themselves: their verbs run on the default workspace, or on ``workspace=``, as ``ws.X`` does.
 _SERVICES = ("batch", "datasets", "endpoints", "models", "monitors", "runs")
-_VERBS = {"audit": _audit, "explain": _explain, "lineage": _lineage}
+_VERBS = {"audit": _audit, "evaluate": _evaluate, "explain": _explain, "lineage": _lineage}
 _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",

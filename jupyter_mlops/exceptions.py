@@ -10,7 +10,8 @@ Every error derives from ``MlopsError`` and knows the HTTP status a REST face an
     │   └── BuildFailed              an environment's venv or requirements could not be built
     ├── NotFound (404)               unknown model, version, run, endpoint, ...
     ├── Conflict (409)               the change would lose or break something
-    │   └── ModelInUseError          a live deployment or an alias still uses the model
+    │   ├── ModelInUseError          a live deployment or an alias still uses the model
+    │   └── PromotionRefused         the release policy's requirements for the alias are not met
     ├── Interrupted (500)            Ctrl-C or SIGTERM stopped a run; it is recorded as KILLED
     │   └── Cancelled                a step or trial stopped because its run was interrupted
     ├── EndpointError (502)          an endpoint (its workers, a deployment process or container) failed on its own
@@ -85,6 +86,14 @@ class ModelInUseError(Conflict):
         self.aliases = aliases or []
 
 
+class PromotionRefused(Conflict):
+    """The version does not meet what the release policy requires for the alias; ``missing`` lists each gap."""
+
+    def __init__(self, message: str, *, missing: list[str], **data: Any) -> None:
+        super().__init__(message, missing=missing, **data)
+        self.missing = missing
+
+
 class Interrupted(MlopsError):
     """The run was stopped by Ctrl-C or SIGTERM; it is recorded as KILLED."""
 
@@ -127,6 +136,7 @@ __all__ = [
     "MlopsError",
     "ModelInUseError",
     "NotFound",
+    "PromotionRefused",
     "UnsupportedMediaType",
     "UsageError",
 ]

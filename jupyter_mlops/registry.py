@@ -50,6 +50,19 @@ class ModelRegistry:
         self.ws = workspace
         self._known_models: set[str] = set()
 
+    def __getattr__(self, name: str) -> Any:
+        """The release verbs (evaluate, approve, promote, history...) live in ``release/``; ``ws.models`` has them."""
+        from jupyter_mlops.release import VERBS
+
+        if name in VERBS:
+            return getattr(self.ws.release, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        from jupyter_mlops.release import VERBS
+
+        return sorted({*super().__dir__(), *VERBS})
+
     # -- register ---------------------------------------------------------------------------------------------
     def register(
         self,

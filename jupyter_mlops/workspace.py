@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from jupyter_mlops.monitoring.monitors import Monitors
     from jupyter_mlops.pipelines.service import Pipelines
     from jupyter_mlops.registry import ModelRegistry
+    from jupyter_mlops.release import Release
     from jupyter_mlops.store import MetadataStore
 
 DEFAULT_FOLDER = "mlops-workspace"
@@ -152,6 +153,12 @@ class Workspace:
         from jupyter_mlops.pipelines.service import Pipelines
 
         return Pipelines(self)
+
+    @cached_property
+    def release(self) -> Release:
+        from jupyter_mlops.release import Release
+
+        return Release(self)
 
     # -- read models: views built from the stores on each call ---------------------------------------------------
     def audit(self, model: str) -> list[VersionAudit]:

@@ -25,6 +25,7 @@ def test_all_is_exactly_the_public_surface():
         "drift",
         "endpoints",
         "environments",
+        "evaluate",
         "events",
         "explain",
         "job",

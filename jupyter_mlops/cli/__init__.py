@@ -23,6 +23,7 @@ from jupyter_mlops.cli import (
     monitors,
     package,
     pipelines,
+    policy,
     runs,
 )
 from jupyter_mlops.cli.core import Commands, Parser, common_options, pairs, result, workspace_for
@@ -40,6 +41,7 @@ __all__ = ["COMMAND_GROUPS", "build_parser", "execute", "main", "pairs", "parse"
 # the command functions, so that ``--help`` and the magic's ``%load_ext`` stay fast).
 COMMAND_GROUPS: tuple[Callable[[Commands], None], ...] = (
     models.add_commands,
+    policy.add_commands,  # the release policy; models evaluate|promote|history are in models
     runs.add_commands,
     datasets.add_commands,
     audit.add_commands,

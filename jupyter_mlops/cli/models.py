@@ -1,4 +1,5 @@
-"""``jupyter mlops models …``: the model registry (register, list, tag, alias, archive, delete, ONNX)."""
+"""``jupyter mlops models …``: the model registry (register, list, tag, alias, archive, delete, ONNX) and its
+release gates (evaluate, approvals, promote, history)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,51 @@ def models_onnx(ws: Workspace, a: argparse.Namespace) -> Result:
     )
 
 
+def models_evaluate(ws: Workspace, a: argparse.Namespace) -> Result:
+    from jupyter_mlops.release.thresholds import parse_threshold_option
+
+    thresholds = dict(parse_threshold_option(t) for t in a.threshold) if a.threshold else None
+    baseline = None if a.baseline.lower() == "none" else a.baseline
+    config = {k: _literal(v) for k, v in pairs(a.evaluator_config, "evaluator option").items()}
+    gate = ws.models.evaluate(
+        a.candidate,
+        a.data,
+        baseline=baseline,
+        targets=a.target,
+        thresholds=thresholds,
+        model_type=a.model_type,
+        evaluator_config=config,
+    )
+    return result(gate.to_dict(), str(gate), exit_code=0 if gate.passed else 1)
+
+
+def _literal(text: str) -> object:
+    """``true``, ``3``, ``0.5`` as JSON reads them; anything else stays a string (``pos_label=yes``)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def models_approval(ws: Workspace, a: argparse.Namespace) -> Result:
+    verb = {"request-approval": "request_approval", "approve": "approve", "reject": "reject"}[a.command]
+    text = {"reason": a.reason} if verb == "request_approval" else {"comment": a.comment}
+    return result(getattr(ws.models, verb)(a.name, a.version, **text))
+
+
+def models_promote(ws: Workspace, a: argparse.Namespace) -> Result:
+    done = ws.models.promote(a.name, a.version, alias=a.alias, reason=a.reason)
+    before = "nothing" if done.previous_version is None else f"version {done.previous_version}"
+    moved = f"{done.alias} now points at {done.version} (was {before})" if done.moved else "nothing to move"
+    return result(done, f"{done.model}@{done.alias}: {moved}.")
+
+
+def models_history(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.models.history(a.name, a.alias))
+
+
 def add_commands(commands: Commands) -> None:
     command = commands.command
     models = commands.group("models", "the model registry")
@@ -123,3 +169,32 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("version")
     p.add_argument("--sample", required=True, help="a CSV or Parquet file of input rows (no label column)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference (default 1e-4)")
+    p = command(models, "evaluate", models_evaluate, "gate a version: score it and its baseline, compare, record")
+    p.add_argument("candidate", help="NAME:VERSION")
+    p.add_argument("--data", required=True, help="a CSV or Parquet file with the features and the target column")
+    p.add_argument("--baseline", default="champion", help="an alias, NAME:VERSION, or none (default champion)")
+    p.add_argument("--target", default="label", help="the column of true values (default label)")
+    p.add_argument(
+        "--threshold", action="append", metavar="METRIC:OPTION=VALUE", help="e.g. accuracy_score:min_absolute_change=0"
+    )
+    p.add_argument("--model-type", choices=("classifier", "regressor"), help="when the model does not say")
+    p.add_argument(
+        "--evaluator-config", action="append", metavar="KEY=VALUE", help="MLflow's evaluator option, e.g. pos_label=1"
+    )
+    for verb, text, help in (
+        ("request-approval", "reason", "ask for a version's approval (PendingApproval)"),
+        ("approve", "comment", "approve a pending version"),
+        ("reject", "comment", "reject a pending version, or revoke its approval"),
+    ):
+        p = command(models, verb, models_approval, help)
+        p.add_argument("name")
+        p.add_argument("version")
+        p.add_argument(f"--{text}")
+    p = command(models, "promote", models_promote, "move a protected alias to a version, as the policy allows")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--reason", help="why (kept in the event log)")
+    p = command(models, "history", models_history, "every move of an alias: who, when, why")
+    p.add_argument("name")
+    p.add_argument("--alias", help="one alias (default: all)")
