@@ -3,7 +3,7 @@ approver other than the requester). A workspace starts with ``champion`` and ``p
 and an approval, four-eyes off.
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0010
 """
 
 from datetime import datetime, timezone
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
