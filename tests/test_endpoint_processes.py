@@ -190,13 +190,29 @@ def then():  # as soon as the deployment process runs (and before it is ready)
 
 threading.Thread(target=then, daemon=True).start()
 try:
-    ws.endpoints.deploy("starting", "green", "iris:2", environment="serving")
+    ws.endpoints.deploy("starting", "green", "iris:2", environment="serving", scoring_script=sys.argv[3])
 except KeyboardInterrupt:
     print("interrupted", flush=True)
 """
 
+# A deployment process that never becomes ready: the interrupt (or the death of the deploying process) always
+# lands while it starts, however slow the machine. With a process that got ready first, a busy machine let the
+# deploy return before the interrupt came, and the child printed only the pid.
+NEVER_READY = """
+import time
 
-def test_a_deployment_process_is_never_left_running_unrecorded(ws):
+
+def init():
+    while True:
+        time.sleep(1)
+
+
+def run(data):
+    return data
+"""
+
+
+def test_a_deployment_process_is_never_left_running_unrecorded(ws, tmp_path):
     import subprocess
 
     from sqlalchemy import select, update
@@ -207,15 +223,19 @@ def test_a_deployment_process_is_never_left_running_unrecorded(ws):
         with ws.store.session() as session:
             return list(session.scalars(select(DeploymentLaunch)).all())
 
+    script = tmp_path / "score.py"
+    script.write_text(NEVER_READY)
     ws.endpoints.create("starting", auth="none")
     try:
         # When the user interrupts a deployment while its process starts, that process is stopped
-        run = subprocess.run([sys.executable, "-c", START_THEN, str(ws.root), "interrupt"], capture_output=True)
+        child = [sys.executable, "-c", START_THEN, str(ws.root)]
+        run = subprocess.run([*child, "interrupt", str(script)], capture_output=True)
+        assert len(run.stdout.split()) == 2, (run.stdout.decode(), run.stderr.decode())
         pid, said = run.stdout.decode().split()
         assert said == "interrupted", run.stderr.decode()
         assert not launches() and not Path(f"/proc/{pid}").exists()
         # When the deploying process dies while the deployment process starts, the launch stays recorded
-        run = subprocess.run([sys.executable, "-c", START_THEN, str(ws.root), "die"], capture_output=True)
+        run = subprocess.run([*child, "die", str(script)], capture_output=True)
         assert run.returncode == 3, run.stderr.decode()
         pid = int(run.stdout.decode())
         [entry] = launches()
