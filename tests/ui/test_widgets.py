@@ -39,7 +39,7 @@ def test_models_panel_filters_pages_and_sets_aliases(ws, tmp_path):
     assert panel.error.value == ""
     panel.alias_target.value = "churn"
     panel.set_alias()
-    assert "name:version" in panel.error.value
+    assert "NAME:VERSION" in panel.error.value
 
 
 def test_models_panel_paginates(ws, tmp_path, monkeypatch):
