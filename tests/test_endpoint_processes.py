@@ -85,7 +85,8 @@ def test_instances_are_worker_processes_sharing_the_port(ws, iris):
         eventually(lambda: collectors() == {w.pid for w in workers})
         assert collectors() == {w.pid for w in workers}
         assert eventually(lambda: requests_of(metrics(ep), "blue") == 60)
-        # When one worker dies, the endpoint keeps serving, and listing reports and restarts it
+        # When one worker dies, the endpoint keeps serving; it is restarted (by the supervisor, or by listing if
+        # that comes first), and listing reports it
         os.kill(workers[1].pid, signal.SIGKILL)
         wait_gone(workers[1].pid)
         assert ep.invoke(body) == {"predictions": [0]}
@@ -282,9 +283,19 @@ def test_a_deployment_with_its_own_environment_runs_in_its_virtualenv(ws, iris, 
         assert refused.value.code == 401
         # its log is its own
         assert "serving" in ep.logs("green") and "green" not in ep.logs("blue").replace("blue", "")
-        # When its process dies, listing restarts it on the same port
+        # When its process dies, the endpoint's supervisor restarts it on the same port, with nobody asking
         os.killpg(launch["pid"], signal.SIGKILL)
         wait_gone(launch["pid"])
+        assert eventually(lambda: _answers(ep, body, "green"), timeout=120)
+        restarted = json.loads(_row(ws, "isolated", "green").options)["process"]
+        assert restarted["port"] == launch["port"] and restarted["pid"] != launch["pid"]
+        [entry] = [e for e in ws.endpoints.restarts("isolated") if e.kind == "deployment"]
+        assert (entry.target, entry.pid, entry.new_pid) == ("green", launch["pid"], restarted["pid"])
+        assert entry.by == "supervisor" and entry.restarted
+        [event] = [e for e in ws.events.tail(types=["deployment.restarted"]) if "isolated" in e.subject]
+        assert event.data["deploymentName"] == "green" and event.data["newPid"] == restarted["pid"]
+        assert f"deployment green (pid {launch['pid']}) died" in ep.logs("green")
+        # and the next listing reports it
         [listed] = [e for e in ws.endpoints.list() if e.name == "isolated"]
         assert listed.note == "deployment green had stopped and was restarted"
         assert ep.invoke(body, deployment="green") == {"predictions": [0, 0]}
@@ -310,6 +321,13 @@ def test_a_deployment_with_its_own_environment_runs_in_its_virtualenv(ws, iris, 
         ep.delete()
     pid = json.loads(_row(ws, "isolated", "green").options)["process"]["pid"]
     assert not Path(f"/proc/{pid}").exists() or zombie(pid)
+
+
+def _answers(ep, body, deployment: str) -> bool:
+    try:
+        return ep.invoke(body, deployment=deployment) == {"predictions": [0, 0]}
+    except Exception:
+        return False
 
 
 def _row(ws: Workspace, endpoint: str, deployment: str):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.exceptions import Conflict, EndpointError, InvalidInput, NotFound
+from jupyter_mlops.names import check_name
 from jupyter_mlops.records import Record
 from jupyter_mlops.refs import ModelRef
 
@@ -86,6 +87,7 @@ class BatchEndpoints:
 
         from jupyter_mlops.store.endpoints import BatchEndpointRecord
 
+        check_name(name, "batch endpoint")
         ref = ModelRef.parse(model)
         self.ws.models.get(ref.name, ref.selector)  # exists now (resolved again at each invocation)
         if output_action not in ("append_row", "summary_only"):

@@ -148,6 +148,30 @@ def container_running(container_id: str) -> bool:
         return False
 
 
+def container_exit(container_id: str) -> str:
+    """Why the container is not running, as the engine recorded it: its exit code (a signal's name when the code
+    says one, 128 + N), the OOM killer, an engine error, or that it was removed."""
+    import signal
+
+    import docker.errors
+
+    try:
+        state = _client().containers.get(container_id).attrs.get("State", {})
+    except docker.errors.NotFound:
+        return "the container was removed"
+    if state.get("Running"):
+        return "the container runs"
+    if state.get("OOMKilled"):
+        return "killed by the kernel's OOM killer (out of memory)"
+    code = int(state.get("ExitCode") or 0)
+    reason = f"exited with code {code}"
+    if 128 < code < 128 + signal.NSIG:
+        reason += f" (killed by {signal.Signals(code - 128).name})"
+    if state.get("Error"):
+        reason += f": {state['Error']}"
+    return reason
+
+
 def container_logs(container_id: str, lines: int = 100) -> str:
     """The last ``lines`` lines the container wrote (stdout and stderr)."""
     import docker.errors

@@ -2,8 +2,9 @@
 
 Each endpoint is one or more router worker processes (``router.py``) sharing a port; a deployment with its own
 environment or a Docker target is a process of its own (``isolated.py``). The records (``store/endpoints.py``) say
-what should run; the supervisor (``supervision.py``) makes it so, and ``show``/``list`` reconcile the records with
-what runs, restarting what crashed. Changes (deploy, traffic, mirror) are checked first (``traffic.py``: Azure's
+what should run; the supervisor (``supervision.py``) makes it so: each endpoint's supervisor process restarts what
+dies within a second (``watch.py``), ``show``/``list`` reconcile the records with what runs too, and ``restarts``
+says what was restarted and why. Changes (deploy, traffic, mirror) are checked first (``traffic.py``: Azure's
 rules), written to the store, and return once every worker has applied them.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -27,21 +27,23 @@ from jupyter_mlops.deploy.supervision import (
     UNRECORDED_AFTER_S,
     Supervisor,
     launch_of,
+    port_in_use,
     tail,
 )
 from jupyter_mlops.events import envelope
 from jupyter_mlops.exceptions import EndpointError, InvalidInput, NotFound
-from jupyter_mlops.processes import free_port
+from jupyter_mlops.names import check_name
+from jupyter_mlops.processes import free_port, stop_process_group
 from jupyter_mlops.records import Record
 from jupyter_mlops.refs import ModelRef
 from jupyter_mlops.store import endpoints as q
+from jupyter_mlops.store.schema import as_utc
 
 if TYPE_CHECKING:
     from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
     from jupyter_mlops.workspace import Workspace
 
 ACTIVE = ("creating", "updating", "active")  # deployment states that should serve
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,24 @@ class DeploymentInfo(Record):
         "runs_in",
         "error",
     )
+
+
+@dataclass(frozen=True)
+class RestartInfo(Record):
+    """A process of an endpoint found dead: which, why (as far as it can be told), and what replaced it."""
+
+    endpoint: str
+    kind: str  # worker | deployment | supervisor | launch (started, never recorded: stopped)
+    target: str  # the worker's slot or the deployment's name
+    pid: int | None
+    new_pid: int | None
+    reason: str
+    restarted: bool
+    by: str  # supervisor | list/show | worker N | create
+    start_failures: int  # deaths at start in a row, this one included
+    delay_s: float  # the back-off before this restart
+    at: datetime
+    table_columns: ClassVar[tuple[str, ...]] = ("at", "kind", "target", "reason", "by", "new_pid")
 
 
 @dataclass(frozen=True)
@@ -144,12 +164,14 @@ class Endpoints:
     def create(
         self, name: str, *, auth: str = "key", host: str = "127.0.0.1", port: int | None = None, instances: int = 1
     ) -> Endpoint:
-        """Record the endpoint, then start its ``instances`` worker processes; returns once they answer."""
-        if not _NAME.match(name):
-            raise InvalidInput(f"{name!r} is not a valid endpoint name: lower-case letters, digits and '-'.")
+        """Record the endpoint, then start its supervisor and its ``instances`` worker processes; returns once they
+        answer. A port in use is refused before anything is recorded or started."""
+        check_name(name, "endpoint")
         if auth not in ("key", "none"):
             raise InvalidInput(f"auth must be 'key' or 'none', not {auth!r}.")
         _check_instances(instances)
+        if port is not None and port_in_use(host, port):
+            raise EndpointError(f"Port {port} on {host} is in use: endpoint {name} was not created (nothing started).")
         q.add_endpoint(  # the record first: no process ever runs without one
             self.ws.store,
             name=name,
@@ -161,17 +183,24 @@ class Endpoints:
             instances=instances,
         )
         shutil.rmtree(self.ws.layout.metrics(name), ignore_errors=True)  # an earlier endpoint of that name's
+        supervisor = None
         try:
+            supervisor = self.supervisor.start_supervisor(name)  # it starts while the workers do
             self.supervisor.scale(name, instances)
+            self.supervisor.wait_supervisor(name, supervisor)
         except BaseException:
             self.delete(name)
+            if supervisor is not None and supervisor.poll() is None:  # started, not yet recorded: still ours
+                stop_process_group(supervisor.pid)
             raise
         self.ws.events.emit("endpoint.created", f"endpoints/{name}", {"endpointName": name, "auth": auth})
         return Endpoint(self, name)
 
     def delete(self, name: str) -> None:
-        """Stop the workers and deployment processes and remove the endpoint; deployments stay in the history."""
+        """Stop the supervisor, the workers and deployment processes and remove the endpoint; deployments stay in
+        the history. Marked "deleting" first: from then on nobody restarts its processes."""
         self._record(name)
+        q.update_endpoint(self.ws.store, name, status="deleting")
         self.supervisor.stop_endpoint(name)
         q.remove_endpoint(self.ws.store, name)
         self.ws.events.emit("endpoint.deleted", f"endpoints/{name}", {"endpointName": name})
@@ -186,6 +215,27 @@ class Endpoints:
 
     def list(self) -> list[EndpointInfo]:
         return [self._info(self.supervisor.reconcile(r)) for r in q.all_endpoints(self.ws.store)]
+
+    def restarts(self, name: str) -> list[RestartInfo]:
+        """Every process of endpoint ``name`` found dead (by its supervisor, a worker or ``list``/``show``), oldest
+        first."""
+        self._record(name)
+        return [
+            RestartInfo(
+                endpoint=e.endpoint,
+                kind=e.kind,
+                target=e.target,
+                pid=e.pid,
+                new_pid=e.new_pid,
+                reason=e.reason,
+                restarted=e.restarted,
+                by=e.by,
+                start_failures=e.start_failures,
+                delay_s=e.delay_s,
+                at=e.at,
+            )
+            for e in q.supervision_log(self.ws.store, name)
+        ]
 
     def keys(self, name: str) -> dict[str, str | None]:
         return {"name": name, "key": self._record(name).key}
@@ -213,8 +263,7 @@ class Endpoints:
         ``envs/NAME.yaml`` spec: run in that virtualenv) or ``target="docker"`` (run as a container): then it is a
         process of its own that the workers forward to. ``instances`` is the number of worker processes serving it
         (in the endpoint's workers: the endpoint runs at least that many)."""
-        if not _NAME.match(deployment):
-            raise InvalidInput(f"{deployment!r} is not a valid deployment name: lower-case letters, digits and '-'.")
+        check_name(deployment, "deployment")
         if target not in ("local", "docker"):
             raise InvalidInput(f"target must be 'local' or 'docker', not {target!r}.")
         _check_instances(instances)
@@ -364,7 +413,7 @@ class Endpoints:
                     traffic=traffic.get(row.name, 0),
                     mirror=mirror.get(row.name, 0),
                     error=row.error,
-                    created_at=row.created_at,
+                    created_at=as_utc(row.created_at) if row.created_at else None,
                     requested=options.get("requested"),
                     runs_in=launch.kind if launch else "router",
                     environment=options.get("environment"),
@@ -403,4 +452,5 @@ __all__ = [
     "Endpoint",
     "EndpointInfo",
     "Endpoints",
+    "RestartInfo",
 ]

@@ -183,9 +183,9 @@ def limit_arguments(options: dict[str, Any]) -> list[str]:
     ]
 
 
-def start(ws: Workspace, launch: Launch, on_spawn: Callable[[Launch], None] | None = None) -> Launch:
-    """Start the process (or container) and wait until it answers ``/ready``; stopped again on failure or
-    interruption. ``on_spawn`` gets it as soon as it runs, before the wait, to record it."""
+def spawn(ws: Workspace, launch: Launch) -> tuple[Launch, subprocess.Popen[bytes] | None]:
+    """Start the process (or container) without waiting for it: the launch as started (its pid or container), and
+    the process handle for a virtualenv process (its parent learns how it exits)."""
     from dataclasses import replace
 
     from jupyter_mlops.deploy.serve import KEY_ENV
@@ -204,31 +204,37 @@ def start(ws: Workspace, launch: Launch, on_spawn: Callable[[Launch], None] | No
                 start_new_session=True,
                 env=env,
             )
-        started = replace(launch, pid=process.pid, pid_start=process_start(process.pid) or None)
-    else:
-        from jupyter_mlops.deploy import docker
+        return replace(launch, pid=process.pid, pid_start=process_start(process.pid) or None), process
+    from jupyter_mlops.deploy import docker
 
-        image, *arguments = launch.command
-        container = docker.run_container(
-            image, name=container_name(launch), port=launch.port, env={KEY_ENV: launch.key}, arguments=arguments
-        )
-        started = replace(launch, container=container)
+    image, *arguments = launch.command
+    container = docker.run_container(
+        image, name=container_name(launch), port=launch.port, env={KEY_ENV: launch.key}, arguments=arguments
+    )
+    return replace(launch, container=container), None
+
+
+def start(ws: Workspace, launch: Launch, on_spawn: Callable[[Launch], None] | None = None) -> Launch:
+    """Start the process (or container) and wait until it answers ``/ready``; stopped again on failure or
+    interruption. ``on_spawn`` gets it as soon as it runs, before the wait, to record it."""
+    started, _ = spawn(ws, launch)
     try:
         if on_spawn is not None:
             on_spawn(started)
-        _wait_ready(started)
+        wait_ready(started)
     except BaseException:  # a failure, a timeout or a KeyboardInterrupt: nothing is left running
         stop(started)
         raise
     return started
 
 
-def _wait_ready(started: Launch) -> None:
+def wait_ready(started: Launch) -> None:
+    """Until it answers ``/ready``; an EndpointError with its log's end when it exits first or takes too long."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not running(started):
             raise EndpointError(f"The deployment process exited at start:\n{tail(started)}")
-        if _ready(started):
+        if ready(started):
             return
         time.sleep(0.1)
     raise EndpointError(f"The deployment process did not become ready within {READY_TIMEOUT_S:.0f} s:\n{tail(started)}")
@@ -270,10 +276,23 @@ def tail(launch: Launch, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _ready(launch: Launch) -> bool:
+def exit_reason(launch: Launch) -> str | None:
+    """Why a container stopped, as its engine recorded it; None for a process (only its parent can tell)."""
+    if launch.kind != "docker" or not launch.container:
+        return None
+    from jupyter_mlops.deploy import docker
+
+    try:
+        return docker.container_exit(launch.container)
+    except BackendUnavailable as exc:
+        return f"the Docker engine does not answer: {exc.message}"
+
+
+def ready(launch: Launch, timeout: float = 1.0) -> bool:
+    """Whether it answers ``/ready`` (its model is loaded)."""
     request = urllib.request.Request(launch.url + "/ready", headers={"Authorization": f"Bearer {launch.key}"})
     try:
-        with urllib.request.urlopen(request, timeout=1) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False

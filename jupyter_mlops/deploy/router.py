@@ -5,7 +5,8 @@ from the store and polls it for changes; a change is applied by loading what is 
 routing table in one assignment, so a traffic switch or a replaced deployment never drops a request. Deployments
 that share the endpoint's environment are scored inside every worker; one with its own environment or a container
 runs as its own process and the worker forwards to it. Each worker records the configuration it has applied, so
-the control plane knows when a change is live everywhere.
+the control plane knows when a change is live everywhere, and checks every second that the endpoint's supervisor
+process runs, starting a new one when it does not (``restarts.revive_supervisor``: one worker wins the claim).
 Run as ``python -m jupyter_mlops.deploy.router --endpoint NAME --slot N ...``.
 """
 
@@ -18,13 +19,14 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops.deploy.app import Collector, ScoringApp, Served, Table, live_shares, log, run
+from jupyter_mlops.deploy.app import Collector, ScoringApp, Served, Table, listening_socket, live_shares, log
 from jupyter_mlops.processes import ProcessIdentity
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 POLL_S = 0.02
 FALLBACK_POLL_S = 2.0
+SUPERVISOR_CHECK_S = 1.0
 
 
 class Router(ScoringApp):
@@ -47,6 +50,7 @@ class Router(ScoringApp):
         self._upstreams: dict[tuple[str, str | None], Upstream] = {}
         self._logs: dict[str, logging.Logger] = {}
         self._models: dict[str, str] = {}  # deployment -> model it serves, to log what changed
+        self._supervisor: subprocess.Popen[bytes] | None = None  # the supervisor this worker started, if any
 
     # -- control: follow the store ------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -155,13 +159,32 @@ class Router(ScoringApp):
 
         report_applied(self.ws.store, self.endpoint, self.slot, version, outcomes)
 
+    def watch_supervisor(self) -> None:
+        """Start the endpoint's supervisor when the one recorded is dead (and no other worker claimed it first)."""
+        from jupyter_mlops.deploy.restarts import exit_reason, revive_supervisor
+
+        reason = None
+        if self._supervisor is not None and self._supervisor.poll() is not None:
+            reason = exit_reason(self._supervisor.returncode)  # it was this worker's child: how it exited is known
+        started = revive_supervisor(self.ws, self.endpoint, by=f"worker {self.slot}", reason=reason)
+        if started is not None:
+            log.warning("worker %d of %s started a supervisor (pid %d)", self.slot, self.endpoint, started.pid)
+            self._supervisor = started
+
     def follow(self) -> None:
         """Re-read the configuration when the control plane signals a change (a file replaced on every change:
-        a stat costs microseconds where a store query holds the GIL for milliseconds), and every few seconds."""
+        a stat costs microseconds where a store query holds the GIL for milliseconds), and every few seconds;
+        check the supervisor every second."""
         signal_file = self.ws.layout.config_signal(self.endpoint)
         seen: tuple[int, int] | None = None
-        last_read = time.monotonic()
+        last_read = last_check = time.monotonic()
         while True:
+            if time.monotonic() - last_check > SUPERVISOR_CHECK_S:
+                last_check = time.monotonic()
+                try:
+                    self.watch_supervisor()
+                except Exception:
+                    log.exception("could not check the endpoint's supervisor; retrying")
             try:
                 stat = signal_file.stat()
                 stamp: tuple[int, int] | None = (stat.st_ino, stat.st_mtime_ns)
@@ -201,9 +224,19 @@ def main(argv: list[str] | None = None) -> None:
     ws = Workspace(args.workspace, tracking_uri=args.tracking_uri, metadata_uri=args.metadata_uri)
     router = Router(ws, args.endpoint, args.slot)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # until uvicorn installs its own graceful handler
+    # bound first: a port taken by another program fails the start before anything is loaded or reported applied
+    # (no connection reaches the socket before uvicorn listens on it)
+    sock = listening_socket(args.host, args.port)
     router.refresh()
     threading.Thread(target=router.follow, name="mlops-router-config", daemon=True).start()
-    run(router.app(), args.host, args.port)
+    serve(router.app(), sock)
+
+
+def serve(app: Any, sock: Any) -> None:
+    """``app.run`` on a socket already bound."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

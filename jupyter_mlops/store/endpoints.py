@@ -11,12 +11,12 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import DateTime, Integer, String, Text, delete, select, update
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jupyter_mlops.exceptions import Conflict, NotFound
-from jupyter_mlops.store.schema import ACTIVE_DEPLOYMENT_STATES, Base, Deployment, utcnow
+from jupyter_mlops.store.schema import ACTIVE_DEPLOYMENT_STATES, Base, Deployment, as_utc, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,6 +39,9 @@ class EndpointRecord(Base):
     config_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     instances: Mapped[int] = mapped_column(Integer, nullable=False, default=1)  # worker processes (since 0008)
+    # since 0011: the supervisor process (ProcessIdentity text), or a claim "starting:<claimer>" while one starts
+    supervisor: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    supervisor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @property
     def url(self) -> str:
@@ -72,6 +75,27 @@ class DeploymentLaunch(Base):
     launch: Mapped[str] = mapped_column(Text, nullable=False)  # JSON of isolated.Launch
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     pid_start: Mapped[str | None] = mapped_column(String(64), nullable=True)  # since 0010, as for workers
+
+
+class SupervisionEntry(Base):
+    """A process of an endpoint found dead (since 0011): which one, why it died as far as it can be told, and what
+    replaced it. ``reported`` turns true once a ``list``/``show`` has said so in its note."""
+
+    __tablename__ = "mlops_supervision_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # worker | deployment | supervisor | launch
+    target: Mapped[str] = mapped_column(String(255), nullable=False)  # the slot, the deployment, or ""
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the process that died
+    new_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the one started instead
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    restarted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)  # false: the restart failed
+    by: Mapped[str] = mapped_column(String(64), nullable=False)  # supervisor | list/show | worker N
+    start_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # died at start, in a row
+    delay_s: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)  # the back-off before the restart
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    reported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
 class BatchEndpointRecord(Base):
@@ -128,10 +152,11 @@ def bump_config(store: MetadataStore, name: str, **values: Any) -> int:
 
 
 def remove_endpoint(store: MetadataStore, name: str) -> None:
-    """The record and its workers go; its deployments stay in the history, marked deleted."""
+    """The record, its workers and its supervision log go; its deployments stay in the history, marked deleted."""
     with store.session() as session:
         session.execute(update(Deployment).where(Deployment.endpoint == name).values(status="deleted"))
         session.execute(delete(EndpointWorker).where(EndpointWorker.endpoint == name))
+        session.execute(delete(SupervisionEntry).where(SupervisionEntry.endpoint == name))
         session.execute(delete(EndpointRecord).where(EndpointRecord.name == name))
 
 
@@ -171,15 +196,32 @@ def save_deployment(
     return previous
 
 
-def record_process(store: MetadataStore, deployment_id: int, process: dict[str, Any], launched: int) -> None:
-    """A restarted deployment process replaces the recorded one; its launch row goes in the same write."""
+def record_process(
+    store: MetadataStore, deployment_id: int, process: dict[str, Any], launched: int, *, claim: str | None = None
+) -> bool:
+    """A restarted deployment process replaces the recorded one; its launch row goes in the same write. With
+    ``claim``, only while the deployment still holds that restart claim (a deploy may have replaced it meanwhile):
+    returns whether it was recorded."""
     with store.session() as session:
         stored = session.get(Deployment, deployment_id)
-        if stored is not None:
-            options = json.loads(stored.options or "{}")
-            options["process"] = process
-            stored.options = json.dumps(options)
+        options = json.loads(stored.options or "{}") if stored is not None else {}
+        if stored is None or (claim is not None and options.get("restarting") != claim):
+            return False
+        options["process"] = process
+        options.pop("restarting", None)
+        stored.options = json.dumps(options)
         session.execute(delete(DeploymentLaunch).where(DeploymentLaunch.id == launched))
+        return True
+
+
+def claim_deployment(store: MetadataStore, deployment_id: int, seen: str | None, claim: str) -> bool:
+    """Mark the deployment's process as being restarted by ``claim``, only if its options are still those ``seen``:
+    of two supervisors finding the same dead process, one restarts it."""
+    options = json.loads(seen or "{}")
+    options["restarting"] = claim
+    with store.session() as session:
+        query = update(Deployment).where(Deployment.id == deployment_id, Deployment.options == seen)
+        return session.execute(query.values(options=json.dumps(options))).rowcount == 1
 
 
 # -- workers ----------------------------------------------------------------------------------------------------
@@ -194,6 +236,18 @@ def reset_worker(store: MetadataStore, endpoint: str, slot: int) -> None:
     with store.session() as session:
         session.execute(delete(EndpointWorker).where(EndpointWorker.endpoint == endpoint, EndpointWorker.slot == slot))
         session.add(EndpointWorker(endpoint=endpoint, slot=slot, pid=None, applied_version=0))
+
+
+def claim_worker(store: MetadataStore, worker: EndpointWorker) -> bool:
+    """Take a dead worker's slot for a restart: a fresh row without a process, only if the row is still the one
+    seen (same pid, start time and start), so two supervisors never restart the same slot twice."""
+    where = [EndpointWorker.endpoint == worker.endpoint, EndpointWorker.slot == worker.slot]
+    for column, value in ((EndpointWorker.pid, worker.pid), (EndpointWorker.pid_start, worker.pid_start)):
+        where.append(column.is_(None) if value is None else column == value)
+    where.append(EndpointWorker.started_at == worker.started_at)
+    values = {"pid": None, "pid_start": None, "applied_version": 0, "started_at": utcnow()}
+    with store.session() as session:
+        return session.execute(update(EndpointWorker).where(*where).values(**values)).rowcount == 1
 
 
 def set_worker(store: MetadataStore, endpoint: str, slot: int, **values: Any) -> None:
@@ -255,6 +309,94 @@ def report_applied(
             .where(EndpointWorker.endpoint == endpoint, EndpointWorker.slot == slot)
             .values(applied_version=version)
         )
+
+
+# -- the supervisor --------------------------------------------------------------------------------------------
+class SupervisorState(NamedTuple):
+    status: str
+    supervisor: str | None
+    at: datetime | None
+
+
+def supervisor_state(store: MetadataStore, endpoint: str) -> SupervisorState | None:
+    """What a worker reads every second: the endpoint's status and its recorded supervisor (None: no endpoint)."""
+    query = select(EndpointRecord.status, EndpointRecord.supervisor, EndpointRecord.supervisor_at)
+    with store.session() as session:
+        row = session.execute(query.where(EndpointRecord.name == endpoint)).first()
+    if row is None:
+        return None
+    return SupervisorState(row.status, row.supervisor, as_utc(row.supervisor_at) if row.supervisor_at else None)
+
+
+def claim_supervisor(
+    store: MetadataStore, endpoint: str, *, seen: str | None, claim: str, statuses: tuple[str, ...]
+) -> bool:
+    """Record ``claim`` as the supervisor being started, only if the record still holds the one ``seen`` and the
+    endpoint is in one of ``statuses``: of two workers finding the supervisor dead, one starts the next."""
+    where = [EndpointRecord.name == endpoint, EndpointRecord.status.in_(statuses)]
+    where.append(EndpointRecord.supervisor.is_(None) if seen is None else EndpointRecord.supervisor == seen)
+    with store.session() as session:
+        query = update(EndpointRecord).where(*where).values(supervisor=claim, supervisor_at=utcnow())
+        return session.execute(query).rowcount == 1
+
+
+def register_supervisor(store: MetadataStore, endpoint: str, claim: str, identity: str) -> bool:
+    """A supervisor started under ``claim`` records itself; False when another took over or the endpoint goes."""
+    where = (EndpointRecord.name == endpoint, EndpointRecord.supervisor == claim, EndpointRecord.status != "deleting")
+    with store.session() as session:
+        query = update(EndpointRecord).where(*where).values(supervisor=identity, supervisor_at=utcnow())
+        return session.execute(query).rowcount == 1
+
+
+class Snapshot(NamedTuple):
+    """What the supervisor reads at each check, in one transaction."""
+
+    record: EndpointRecord | None
+    workers: list[EndpointWorker]
+    deployments: list[Deployment]  # the active ones
+
+
+def snapshot(store: MetadataStore, endpoint: str) -> Snapshot:
+    with store.session() as session:
+        record = session.scalar(select(EndpointRecord).where(EndpointRecord.name == endpoint))
+        if record is None:
+            return Snapshot(None, [], [])
+        query = select(EndpointWorker).where(EndpointWorker.endpoint == endpoint).order_by(EndpointWorker.slot)
+        rows = list(session.scalars(query).all())
+        active = select(Deployment).where(
+            Deployment.endpoint == endpoint, Deployment.status.in_(ACTIVE_DEPLOYMENT_STATES)
+        )
+        return Snapshot(record, rows, list(session.scalars(active.order_by(Deployment.name)).all()))
+
+
+# -- the supervision log ----------------------------------------------------------------------------------------
+def log_supervision(store: MetadataStore, endpoint: str, **values: Any) -> SupervisionEntry:
+    with store.session() as session:
+        entry = SupervisionEntry(endpoint=endpoint, **values)
+        session.add(entry)
+        session.flush()
+        return entry
+
+
+def supervision_log(store: MetadataStore, endpoint: str) -> list[SupervisionEntry]:
+    """Every process of the endpoint found dead, oldest first."""
+    query = select(SupervisionEntry).where(SupervisionEntry.endpoint == endpoint).order_by(SupervisionEntry.id)
+    with store.session() as session:
+        entries = list(session.scalars(query).all())
+    for entry in entries:
+        entry.at = as_utc(entry.at)
+    return entries
+
+
+def take_unreported(store: MetadataStore, endpoint: str) -> list[SupervisionEntry]:
+    """The entries no ``list``/``show`` has reported yet, marked reported now."""
+    where = (SupervisionEntry.endpoint == endpoint, SupervisionEntry.reported.is_(False))
+    with store.session() as session:
+        entries = list(session.scalars(select(SupervisionEntry).where(*where).order_by(SupervisionEntry.id)).all())
+        if entries:
+            ids = [e.id for e in entries]
+            session.execute(update(SupervisionEntry).where(SupervisionEntry.id.in_(ids)).values(reported=True))
+        return entries
 
 
 # -- launches ---------------------------------------------------------------------------------------------------
