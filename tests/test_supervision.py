@@ -271,6 +271,18 @@ def _supervisors(ws: Workspace, endpoint: str) -> list[int]:
     return _processes_of(ws, endpoint, "jupyter_mlops.deploy.watch")
 
 
+def test_the_processes_of_a_removed_workspace_stop(tmp_path):
+    import shutil
+
+    # Given an endpoint whose workspace folder is then removed (its records with it)
+    gone = Workspace(tmp_path / "gone")
+    gone.endpoints.create("orphan", auth="none")
+    assert len(_processes_of(gone, "orphan")) == 2  # its worker and its supervisor
+    shutil.rmtree(gone.root)
+    # Then its worker and its supervisor stop by themselves
+    assert eventually(lambda: not _processes_of(gone, "orphan"), timeout=30)
+
+
 # -- start-up failures ------------------------------------------------------------------------------------------
 def test_creating_an_endpoint_on_a_port_in_use_says_so_in_one_line(ws, monkeypatch):
     with socket.socket() as taken:

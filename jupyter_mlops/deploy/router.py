@@ -160,9 +160,14 @@ class Router(ScoringApp):
         report_applied(self.ws.store, self.endpoint, self.slot, version, outcomes)
 
     def watch_supervisor(self) -> None:
-        """Start the endpoint's supervisor when the one recorded is dead (and no other worker claimed it first)."""
+        """Start the endpoint's supervisor when the one recorded is dead (and no other worker claimed it first).
+        A worker whose workspace folder was removed stops: nothing can record it any more."""
         from jupyter_mlops.deploy.restarts import exit_reason, revive_supervisor
 
+        if not self.ws.root.exists():
+            log.warning("worker %d of %s: its workspace %s is gone: stopping", self.slot, self.endpoint, self.ws.root)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         reason = None
         if self._supervisor is not None and self._supervisor.poll() is not None:
             reason = exit_reason(self._supervisor.returncode)  # it was this worker's child: how it exited is known

@@ -122,6 +122,13 @@ class Watch:
         record = seen.record
         if record is None or record.status == "deleting" or record.supervisor != str(self.identity):
             return False
+        if not self.ws.root.exists():  # the workspace was removed: its workers stop by themselves, and this stops
+            log.warning("supervisor of %s: its workspace %s is gone: stopping", self.endpoint, self.ws.root)
+            for row in seen.deployments:
+                launch = launch_of(row.options)
+                if launch is not None:
+                    isolated.stop(launch)
+            return False
         if record.status not in RUNNING:
             return True
         for worker in seen.workers:
