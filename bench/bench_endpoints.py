@@ -7,6 +7,10 @@ everyone: a RandomForest (100 trees, depth 10, 20 features), single-row requests
    on the scikit-learn version vs a bare one-worker Starlette + onnxruntime app.
 2. Start to first successful ``/score``: ours (create + deploy + traffic) vs ``mlflow models serve``.
 3. ONNX vs scikit-learn in process, 1 row and 1,000 rows.
+4. A default deploy (no explicit conversion) of the forest saved with an MLflow input example (registering it
+   converts it): start to first ``/score``, then throughput vs ``mlflow models serve`` and vs a deployment of an
+   explicit ``convert_to_onnx`` conversion (same shape: one deployment, two workers; the two alternate over the
+   rounds).
 """
 
 from __future__ import annotations
@@ -182,6 +186,9 @@ def main() -> None:
         ep.delete()
         _, (wrapped_serve_rate, _) = mlflow_serve(wrapped, row)
 
+        auto = default_deploy(ws, forest, X, root, row)
+
+    auto_rate, explicit_rate = auto["rate"], auto["explicit_rate"]
     figures += [
         (
             "pyfunc (no ONNX), micro-batching",
@@ -208,11 +215,71 @@ def main() -> None:
             "lower than both" if ours_p99 < min(serve_p99, bare_p99) else "NOT lower than both",
         ),
         ("start to first /score", f"{ours_start:.2f} s", f"mlflow serve {serve_start:.2f} s", "target < 2 s"),
+        (
+            "default deploy: start to first /score",
+            f"{auto['start']:.2f} s",
+            f"register (+ conversion) {auto['register']:.1f} s",
+            "target < 2 s",
+        ),
+        (
+            "default deploy vs mlflow serve",
+            f"{auto_rate:.0f} req/s",
+            f"mlflow serve {serve_rate:.0f} req/s",
+            f"{auto_rate / serve_rate:.0f}x (target >= 50x); p99 {auto['p99']:.1f} ms",
+        ),
+        (
+            "default deploy vs explicit conversion",
+            f"{auto_rate:.0f} req/s",
+            f"convert_to_onnx first {explicit_rate:.0f} req/s",
+            f"{auto_rate / explicit_rate:.2f}x (target >= 0.95x)",
+        ),
     ]
     print(f"{'figure':34} | {'ours':18} | {'reference':36} | result")
     print("-" * 120)
     for figure, ours, reference, result in figures:
         print(f"{figure:34} | {ours:18} | {reference:36} | {result}")
+
+
+def default_deploy(ws: Workspace, forest, X, root: Path, row: str) -> dict[str, float]:
+    """A plain ``deploy`` of the forest saved with an input example (its conversion made when it was registered),
+    measured against a deployment of the same forest converted by ``convert_to_onnx`` first (alternating
+    rounds)."""
+    import mlflow.sklearn
+
+    from jupyter_mlops._mlflow import quiet
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+
+    example = root / "forest-example"
+    with quiet("mlflow.sklearn"):
+        mlflow.sklearn.save_model(forest, str(example), input_example=X[:5], serialization_format="cloudpickle")
+    started = time.perf_counter()
+    ws.models.register(example, "forest-auto")  # 1, and its conversion (proven on the input example): 2
+    register_s = time.perf_counter() - started
+    ws.models.register(forest, "forest-explicit")  # no sample: version 1 alone, converted explicitly below
+    started = time.perf_counter()
+    auto = ws.endpoints.create("auto", auth="none", instances=WORKERS)
+    served = auto.deploy("blue", "forest-auto:1")
+    auto.set_traffic({"blue": 100})
+    wait_until_scores(auto.scoring_uri, row, {})
+    start_s = time.perf_counter() - started
+    if not served.serving.startswith("onnx"):
+        raise RuntimeError(f"the default deploy does not serve ONNX: {served}")
+    convert_to_onnx(ws, "forest-explicit:1", X[:100])
+    explicit = ws.endpoints.create("explicit", auth="none", instances=WORKERS)
+    explicit.deploy("blue", "forest-explicit:1")  # serves the conversion made above
+    explicit.set_traffic({"blue": 100})
+    wait_until_scores(explicit.scoring_uri, row, {})
+    auto_runs, explicit_runs = [], []
+    try:
+        for _ in range(ROUNDS):
+            auto_runs.append(wrk(auto.scoring_uri, row, {}))
+            explicit_runs.append(wrk(explicit.scoring_uri, row, {}))
+    finally:
+        auto.delete()
+        explicit.delete()
+    rate, p99 = (statistics.median(values) for values in zip(*auto_runs, strict=True))
+    explicit_rate = statistics.median(r for r, _ in explicit_runs)
+    return {"start": start_s, "register": register_s, "rate": rate, "p99": p99, "explicit_rate": explicit_rate}
 
 
 def mlflow_serve(model_dir: Path, row: str) -> tuple[float, tuple[float, float]]:

@@ -71,12 +71,16 @@ class ModelRegistry:
         *,
         tags: dict[str, str] | None = None,
         description: str | None = None,
+        sample: Any = None,
     ) -> ModelVersion:
         """Register ``source`` as the next version of ``name``.
 
         ``source``: a scikit-learn estimator, an ONNX ``ModelProto``, an ``mlflow.pyfunc.PythonModel``, a
         ``runs:/`` or ``models:/`` URI, or a local file or folder (every file is kept byte for byte). Inside a
-        job the files go to the job's run, so the version links to the run that trained it.
+        job the files go to the job's run, so the version links to the run that trained it. A scikit-learn model
+        with a sample (``sample``: rows like its training data, or its MLflow input example) is also converted
+        to ONNX, proven on it, as the next version: endpoints serve that from their first request
+        (``deploy/auto_onnx.py``).
         """
         check_name(name, "model")
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
@@ -102,6 +106,10 @@ class ModelRegistry:
                 name, created.version, created.tags, description, runId=run_id, source=uri, createdBy=created.created_by
             ),
         )
+        if flavor == "mlflow" or (flavor == "sklearn" and sample is not None):  # a sample to prove a conversion on?
+            from jupyter_mlops.deploy.auto_onnx import convert_at_registration
+
+            convert_at_registration(self.ws, created, sample)
         return created
 
     def _resolve_uri_source(self, uri: str) -> tuple[str, str | None, str]:

@@ -161,3 +161,40 @@ def test_a_proven_onnx_conversion_is_scored_unless_declined(tmp_path, folder):
     assert tags[converted.run_id]["mlops.requested_model"] == "tree:1"
     assert pd.read_csv(converted.output).equals(pd.read_csv(original.output))
     assert ws.batch.get("original").onnx is False and ws.batch.get("converted").onnx is True
+
+
+def test_workers_print_no_library_warning_per_mini_batch(ws, folder, capfd):
+    # Given a pickled model fitted on an array (version 1) scoring files with named columns, one file a mini-batch
+    ws.batch.create("iris-quiet", "iris:1", mini_batch_size=1, max_concurrency=1, onnx=False)
+    result = ws.batch.invoke("iris-quiet", folder, progress=False)
+    # Then the worker scored every file and printed nothing about feature names (nor any other warning)
+    assert result.rows == 160 and result.mini_batches == 6
+    printed = capfd.readouterr().err
+    assert "feature names" not in printed and "Warning" not in printed, printed
+
+
+def test_a_conversion_refuses_in_batch_what_its_source_refuses(tmp_path, folder):
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+
+    # Given a LogisticRegression and its conversion, and a folder where one file holds a missing value
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    ws = Workspace(tmp_path / "ws")
+    ws.models.register(LogisticRegression(max_iter=300).fit(X, y), "lr")
+    convert_to_onnx(ws, "lr:1", X)
+    broken = pd.read_csv(folder / "part-2.csv")
+    broken.iloc[3, 1] = np.nan
+    broken.to_csv(folder / "part-2.csv", index=False)
+    # When both score the folder, one file a mini-batch
+    for name, onnx in (("lr-onnx", True), ("lr-pickled", False)):
+        ws.batch.create(name, "lr:1", mini_batch_size=1, retries=0, onnx=onnx)
+    converted = ws.batch.invoke("lr-onnx", folder, progress=False)
+    pickled = ws.batch.invoke("lr-pickled", folder, progress=False)
+    # Then the conversion fails that file's mini-batch, as scikit-learn does, and agrees on every other row
+    assert ws.client.get_run(converted.run_id).data.tags["mlops.model"] == "lr:2"
+    assert (converted.failed_mini_batches, pickled.failed_mini_batches) == (1, 1)
+    assert converted.rows == pickled.rows == 130
+    assert pd.read_csv(converted.output).equals(pd.read_csv(pickled.output))

@@ -398,3 +398,107 @@ def test_wrong_types_for_a_model_without_signature_are_a_400(endpoint):
         {**auth(endpoint), "mlops-model-deployment": "blue"},
     )
     assert status == 400 and "refused the input" in payload["message"]
+
+
+# -- client input at the HTTP level: never a 5xx (an endpoint of its own, created last: it adds processes) --
+@pytest.fixture(scope="module")
+def edge(ws) -> Iterator[Endpoint]:
+    """An endpoint whose processes start with a 1 s body timeout: a pickled (sk) and an ONNX (ox) deployment."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_BODY_TIMEOUT_S", "1")
+        ep = ws.endpoints.create("iris-edge", auth="none")
+    ep.deploy("sk", "iris:1", onnx=False)
+    ep.deploy("ox", "iris:2")
+    ep.set_traffic({"sk": 50, "ox": 50})
+    yield ep
+    ep.delete()
+
+
+def raw_http(url: str, request: bytes, timeout: float = 20) -> tuple[int, dict[str, str], dict, float]:
+    """Send ``request`` as it is on a socket and read the answer until the server closes: (status, headers, JSON
+    body, seconds waited)."""
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    started = time.monotonic()
+    with socket.create_connection((where.hostname, where.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body), time.monotonic() - started
+
+
+def test_a_body_that_never_finishes_is_a_408_after_the_body_timeout(edge, iris):
+    # Given a client that announces 1,000 bytes, sends 10 and stalls
+    path = edge.scoring_uri.split("/", 3)[3]
+    stalled = f"POST /{path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    for deployment in ("sk", "ox"):
+        request = stalled.replace("Host: x", f"Host: x\r\nmlops-model-deployment: {deployment}")
+        # When it waits for the answer
+        status, headers, payload, waited = raw_http(edge.scoring_uri, request.encode() + b'{"inputs":')
+        # Then the body timeout answers it (408, JSON) and closes the connection, instead of holding it open
+        assert status == 408 and "did not arrive within 1 s" in payload["message"], payload
+        assert headers["connection"] == "close" and 0.9 <= waited < 10
+    assert edge.invoke({"inputs": iris[1][:1].tolist()}) == {"predictions": [0]}  # still serving
+
+
+def test_a_wrong_method_is_a_405_in_json_and_an_unknown_path_a_404(edge):
+    for method in ("GET", "PUT", "DELETE"):
+        request = urllib.request.Request(edge.scoring_uri, method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 405 and refused.value.headers["Allow"] == "POST"
+        assert refused.value.headers["Content-Type"] == "application/json"
+        assert f"{method} is not allowed" in json.loads(refused.value.read())["message"]
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(edge.scoring_uri.replace("/score", "/nowhere"), timeout=30)
+    assert missing.value.code == 404 and "POST /score" in json.loads(missing.value.read())["message"]
+
+
+def test_a_body_in_another_format_is_a_415_and_json_in_any_of_its_spellings_is_scored(edge, iris):
+    body = json.dumps({"inputs": iris[1][:1].tolist()})
+    for deployment in ("sk", "ox"):
+        for content_type in ("text/csv", "text/plain", "application/xml", "multipart/form-data; boundary=x"):
+            status, _, payload = post(
+                edge.scoring_uri, body, {"Content-Type": content_type, "mlops-model-deployment": deployment}
+            )
+            assert status == 415 and content_type in payload["message"], (deployment, content_type, payload)
+        for content_type in (
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/json; format=pandas-split",  # MLflow 1.x spelled its formats so
+            "application/vnd.api+json",
+            "application/x-www-form-urlencoded",  # urllib's and curl -d's default when no type is given
+        ):
+            status, _, payload = post(
+                edge.scoring_uri, body, {"Content-Type": content_type, "mlops-model-deployment": deployment}
+            )
+            assert (status, payload) == (200, {"predictions": [0]}), (deployment, content_type)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("[" * 10_000 + "]" * 10_000, "nested too deeply"),
+        (json.dumps({"inputs": [[1, 2, 3, 4]]}).replace("1", "1" * 5_000, 1), "digits"),
+        ('{"inputs": [[' + "1" * 400 + ", 1, 2, 3]]}", ""),  # parses, but no float holds it
+        (json.dumps({"inputs": [[{"a": 1}, 2, 3, 4]]}), ""),
+        (json.dumps({"inputs": [[[1], [2], [3], [4]]]}), ""),
+        (json.dumps({"inputs": "abcd"}), ""),
+        (json.dumps({"inputs": {"x": [1, 2, 3, 4]}}), "named tensors"),
+        (json.dumps({"dataframe_split": {"columns": [{}], "data": [[1, 2, 3, 4]]}}), "columns must list"),
+        (json.dumps({"dataframe_records": [1, 2]}), "list of objects"),
+        (b"\xff\xfe{}", "not valid JSON"),
+    ],
+)
+def test_malformed_or_mistyped_input_is_a_400_never_a_500(edge, body, expected):
+    for deployment in ("sk", "ox"):
+        status, _, payload = post(
+            edge.scoring_uri, body, {"Content-Type": "application/json", "mlops-model-deployment": deployment}
+        )
+        assert status == 400 and expected in payload["message"], (deployment, payload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -105,3 +106,144 @@ def test_a_failing_request_does_not_fail_the_others_in_its_batch(counting_model)
 def test_columns_that_do_not_fit_the_rows_are_bad_input(split):
     with pytest.raises(InvalidInput, match="columns must list"):
         to_rows("dataframe_split", split, None)
+
+
+# -- ONNX conversions serve their source model's input contract ----------------------------------------------------
+@pytest.fixture(scope="module")
+def contract_ws(tmp_path_factory):
+    from jupyter_mlops import Workspace
+
+    return Workspace(tmp_path_factory.mktemp("contract") / "ws")
+
+
+@pytest.fixture(scope="module")
+def iris_frame():
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True, as_frame=True)
+
+
+def _converted_scorer(ws, model, name: str, sample, tmp_path):
+    """(scorer of the conversion, conversion) of ``model``, registered as ``name`` and converted by
+    convert_to_onnx; the scorer is the one the endpoints load."""
+    from jupyter_mlops.deploy.onnx import convert_to_onnx
+    from jupyter_mlops.deploy.scoring import OnnxScorer
+
+    ws.models.register(model, name)
+    conversion = convert_to_onnx(ws, f"{name}:1", sample)
+    scorer = load_scorer(ws.models.download(name, conversion.version.version, tmp_path / name))
+    assert isinstance(scorer, OnnxScorer)
+    return scorer, conversion
+
+
+def _body(row: list, column: int | None = None, literal: str = "") -> bytes:
+    """``{"inputs": [row]}``, with the JSON ``literal`` (``NaN``, ``1e400``, ``null``...) in ``column``."""
+    if column is None:
+        return json.dumps({"inputs": [row]}).encode()
+    marked = [*row[:column], "@", *row[column + 1 :]]
+    return json.dumps({"inputs": [marked]}).replace('"@"', literal).encode()
+
+
+def test_an_onnx_conversion_refuses_what_its_source_refuses_naming_the_column(contract_ws, iris_frame, tmp_path):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    # Given the ONNX conversion of a LogisticRegression, which refuses missing and infinite values
+    X, y = iris_frame
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    scorer, conversion = _converted_scorer(contract_ws, model, "logistic", X[:50], tmp_path)
+    assert conversion.version.tags["onnx_missing_values"] == "refused in every column: the source model refuses it"
+    assert conversion.missing_values == conversion.version.tags["onnx_missing_values"]
+    assert conversion.infinite_values.startswith("refused in every column")
+    row = X.iloc[0].tolist()
+    assert scorer.score(_body(row)) == {"predictions": model.predict(X[:1]).tolist()}
+    # When a numeric column holds NaN, an infinity, a number no float holds, null or a boolean
+    for literal, what in [
+        ("NaN", "missing value"),
+        ("Infinity", "infinite value"),
+        ("-Infinity", "infinite value"),
+        ("1e400", "infinite value"),
+        ("1e300", "infinite value"),  # a float64, beyond the model's 32-bit input
+        ("null", "missing value"),
+        ("true", "boolean"),
+    ]:
+        # Then it is a 400 naming the column (as scikit-learn refuses it on the source model)
+        with pytest.raises(InvalidInput, match=rf"Column 'sepal width \(cm\)' holds an? {what}"):
+            scorer.score(_body(row, 1, literal))
+        if literal != "true":  # scikit-learn takes a boolean as 1.0; JSON's true is refused as a number here
+            source_row = X[:1].copy()
+            source_row.iloc[0, 1] = np.nan if literal in ("NaN", "null") else np.inf
+            with pytest.raises(ValueError, match=r"NaN|infinity"):
+                model.predict(source_row)
+    # and in a table sent as dataframe_split, named by its own column
+    split = {"dataframe_split": {"columns": list(X.columns), "data": [[*row[:3], None]]}}
+    with pytest.raises(InvalidInput, match=r"Column 'petal width \(cm\)' holds a missing value"):
+        scorer.score(json.dumps(split).encode())
+
+
+def test_a_conversion_of_a_model_that_takes_missing_values_keeps_taking_them(contract_ws, iris_frame, tmp_path):
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    # Given a model that imputes missing values (HistGradientBoosting takes them too, but skl2onnx 1.20 cannot
+    # convert it under scikit-learn 1.9)
+    X, y = iris_frame
+    model = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=300)).fit(X, y)
+    scorer, conversion = _converted_scorer(contract_ws, model, "imputing", X, tmp_path)
+    assert conversion.missing_values == "accepted"
+    assert conversion.infinite_values.startswith("refused")  # the imputer refuses infinities
+    # When a row holds NaN or null, its conversion scores it as the source model does
+    for index in (0, 60, 120):
+        for column in range(4):
+            source_row = X.iloc[index : index + 1].copy()
+            source_row.iloc[0, column] = np.nan
+            expected = {"predictions": model.predict(source_row).tolist()}
+            for literal in ("NaN", "null"):
+                assert scorer.score(_body(X.iloc[index].tolist(), column, literal)) == expected
+    with pytest.raises(InvalidInput, match="infinite value"):
+        scorer.score(_body([1.0, 1.0, 1.0, 1.0], 1, "Infinity"))
+
+
+def test_missing_values_a_conversion_would_score_otherwise_are_refused(contract_ws, iris_frame, tmp_path):
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    # Given a forest: scikit-learn routes missing values down its trees, ONNX's tree ensemble not always alike
+    X, y = iris_frame
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+    scorer, conversion = _converted_scorer(contract_ws, model, "forest", X[:50], tmp_path)
+    refused = scorer.contract.refused["missing"]
+    assert conversion.version.tags["onnx_missing_values"] == conversion.missing_values
+    # Then a column refuses missing values exactly when the conversion answers otherwise on the probed rows, and
+    # where it agrees, a missing value is scored as the source model scores it
+    for column, name in enumerate(X.columns):
+        probe = X.iloc[:20].copy()
+        probe.iloc[:, column] = np.nan
+        rows = [[None if c == column else v for c, v in enumerate(r)] for r in X.iloc[:20].values.tolist()]
+        if column in refused:
+            assert "onnx=False" in refused[column]
+            with pytest.raises(InvalidInput, match=rf"Column '{re.escape(name)}' holds a missing value.*onnx=False"):
+                scorer.score(json.dumps({"inputs": rows}).encode())
+        else:
+            assert scorer.score(json.dumps({"inputs": rows}).encode())["predictions"] == model.predict(probe).tolist()
+
+
+def test_a_pickled_model_is_given_rows_as_it_was_fitted_without_warnings(contract_ws, iris_frame, tmp_path):
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris_frame
+    named = contract_ws.models.register(LogisticRegression(max_iter=300).fit(X, y), "named")
+    unnamed = contract_ws.models.register(LogisticRegression(max_iter=300).fit(X.to_numpy(), y), "unnamed")
+    rows = X.iloc[:2].values.tolist()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for record in (named, unnamed):
+            scorer = load_scorer(contract_ws.models.download(record.name, record.version, tmp_path / record.name))
+            assert isinstance(scorer, PyfuncScorer)
+            for payload in ({"inputs": rows}, {"dataframe_split": {"columns": list(X.columns), "data": rows}}):
+                assert scorer.score(json.dumps(payload).encode()) == {"predictions": [0, 0]}
+    assert not [w for w in caught if "feature names" in str(w.message)], [str(w.message) for w in caught]

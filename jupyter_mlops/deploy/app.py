@@ -4,6 +4,9 @@ The endpoint's router (which follows the metadata store, see ``router.py``) and 
 (the container entrypoint, see ``serve.py``) serve the same app, so a deployment answers the same way wherever it
 runs. The table is replaced whole, never mutated: a traffic switch or a replaced deployment is one assignment and
 never drops a request.
+
+What a client sends never makes a 5xx: every refusal is a 4xx with a JSON body ``{"message": ...}`` (a wrong
+method too: 405), and a body that never finishes is answered 408 after ``MLOPS_BODY_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,52 @@ log = logging.getLogger("jupyter_mlops.router")
 DEPLOYMENT_HEADER = "mlops-model-deployment"
 REQUEST_ID_HEADER = "mlops-request-id"  # given by the caller, or made here; labels arriving later refer to it
 YIELD_EVERY = 32  # collected lines built between two yields of the GIL
+BODY_TIMEOUT_ENV = "MLOPS_BODY_TIMEOUT_S"  # seconds a request body may take to arrive; read when a process starts
+DEFAULT_BODY_TIMEOUT_S = 30.0
+CLOSE = {"connection": "close"}  # a body left unread: the connection cannot carry another request
+
+
+def body_timeout_from_env() -> float:
+    """``MLOPS_BODY_TIMEOUT_S`` as this process found it at start (a positive number), else 30 s."""
+    raw = os.environ.get(BODY_TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_BODY_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        log.warning(
+            "%s=%r is not a positive number of seconds: using %g", BODY_TIMEOUT_ENV, raw, DEFAULT_BODY_TIMEOUT_S
+        )
+        return DEFAULT_BODY_TIMEOUT_S
+    return value
+
+
+class BodyDeadlines:
+    """Request bodies being read, each with its deadline; a sweep a few times per timeout cancels the late ones.
+
+    One sweeping task instead of a timer per request: arming and cancelling an asyncio timeout per request costs
+    several times the dict write this costs on the hot path."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.reading: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def arm(self, task: asyncio.Task[Any]) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self.reading[task] = time.monotonic() + self.timeout_s
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.timeout_s / 4))
+            now = time.monotonic()
+            for task, deadline in list(self.reading.items()):
+                if deadline <= now:
+                    del self.reading[task]
+                    self.expired.add(task)
+                    task.cancel()
 
 
 @dataclass
@@ -99,7 +148,7 @@ class Collector:
             request = body.decode()
             if not json_body:  # embedded as it came when it is JSON; checked unless the scorer parsed it
                 json.loads(request)
-        except ValueError:
+        except (ValueError, RecursionError):  # a script may take what is not JSON, or nested past the parser
             request = json.dumps(body.decode(errors="replace"))
         stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat()
         return (
@@ -135,23 +184,69 @@ class Collector:
 class ScoringApp:
     """Serves ``self.table``; subclasses decide where the table comes from."""
 
-    def __init__(self, collector: Collector | None = None) -> None:
+    def __init__(self, collector: Collector | None = None, *, body_timeout_s: float | None = None) -> None:
         self.table = Table()
         self.collector = collector
         self.metrics = Metrics()
+        self.deadlines = BodyDeadlines(body_timeout_s or body_timeout_from_env())
+
+    async def read_body(self, request: Any, max_bytes: int) -> bytes | tuple[int, str]:
+        """The whole body, read as it arrives, or (status, message) when it is not read whole: 413 as soon as it
+        passes ``max_bytes`` (an empty message), 408 when it has not arrived within the body timeout, as from a
+        client that announced more than it sends and stalls."""
+        task = asyncio.current_task()
+        assert task is not None
+        receive = request.receive
+        chunks: list[bytes] = []
+        size = 0
+        self.deadlines.arm(task)
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return 400, "The client closed the connection before the whole body arrived."
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        return 413, ""
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if task not in self.deadlines.expired:
+                raise
+            self.deadlines.expired.discard(task)
+            task.uncancel()
+            return 408, f"The request body did not arrive within {self.deadlines.timeout_s:g} s ({BODY_TIMEOUT_ENV})."
+        finally:
+            self.deadlines.reading.pop(task, None)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def app(self) -> Any:
         from starlette.applications import Starlette
         from starlette.concurrency import run_in_threadpool
+        from starlette.exceptions import HTTPException
         from starlette.requests import Request
         from starlette.responses import JSONResponse, PlainTextResponse, Response
         from starlette.routing import Route
 
-        def error(status: int, message: str, deployment: str | None = None) -> Response:
-            headers = {DEPLOYMENT_HEADER: deployment} if deployment else None
-            return JSONResponse({"message": message}, status_code=status, headers=headers)
+        from jupyter_mlops.deploy.scoring import json_content_type
+
+        def error(
+            status: int, message: str, deployment: str | None = None, headers: dict[str, str] | None = None
+        ) -> Response:
+            headers = {**(headers or {}), **({DEPLOYMENT_HEADER: deployment} if deployment else {})}
+            return JSONResponse({"message": message}, status_code=status, headers=headers or None)
 
         async def score(request: Request) -> Response:
+            """POST /score. The body is refused with 413 past the deployment's ``max_body_bytes``, with 408 when it
+            has not arrived whole within the body timeout (``MLOPS_BODY_TIMEOUT_S`` in the environment of the
+            router or deployment process when it starts, default 30 s: one setting for every deployment it
+            serves, as it guards the connection rather than the model), with 415 when its declared Content-Type is
+            not JSON (``application/json`` with any parameters, ``application/*+json``; none declared, or urllib's
+            and curl's default ``application/x-www-form-urlencoded``, is read as JSON) unless a scoring script
+            reads it, and with 400 when it is not what the model takes."""
             table = self.table
             if table.auth_key is not None:
                 given = request.headers.get("authorization", "")
@@ -164,18 +259,25 @@ class ScoringApp:
             served = table.served.get(name)
             if served is None:
                 return error(404, f"No deployment named {name!r}; deployments: {', '.join(table.served) or 'none'}.")
+            headers = request.headers
+            content_type = headers.get("content-type")
+            # a deployment process (upstream) judges for itself: it may run a script
+            if served.scorer is not None and served.scorer.json_only and not json_content_type(content_type):
+                return error(415, f"Send JSON (Content-Type: application/json), not {content_type}.", name)
             too_large = f"The body is larger than {served.max_body_bytes} bytes (the deployment's max_body_bytes)."
-            if int(request.headers.get("content-length") or 0) > served.max_body_bytes:
-                return error(413, too_large, name)
-            body = await request.body()
-            if len(body) > served.max_body_bytes:
-                return error(413, too_large, name)
-            request_id = (request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex())[:128]
+            declared = headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > served.max_body_bytes):
+                status = 413 if declared.isdigit() else 400
+                return error(status, too_large if status == 413 else "Content-Length is not a number.", name, CLOSE)
+            body = await self.read_body(request, served.max_body_bytes)
+            if isinstance(body, tuple):  # not read whole
+                return error(body[0], body[1] or too_large, name, CLOSE)
+            request_id = (headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex())[:128]
             started = time.perf_counter()
             try:
                 if served.upstream is not None:
                     answer = await asyncio.wait_for(
-                        served.upstream.score(body, request_id), timeout=served.request_timeout_s
+                        served.upstream.score(body, request_id, content_type), timeout=served.request_timeout_s
                     )
                     if answer.status != 200:
                         self.metrics.observe(name, time.perf_counter() - started, error=True)
@@ -227,13 +329,26 @@ class ScoringApp:
         async def metrics(_: Request) -> Response:
             return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
+        async def refused(request: Request, exc: Exception) -> Response:
+            """Starlette's own refusals (a wrong method: 405, an unknown path: 404) in JSON, as every other answer."""
+            assert isinstance(exc, HTTPException)
+            if exc.status_code == 405:
+                allowed = (exc.headers or {}).get("Allow", "")
+                message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}."
+            elif exc.status_code == 404:
+                message = f"No {request.url.path} here: POST /score, GET /health, /ready or /metrics."
+            else:
+                message = str(exc.detail)
+            return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
+
         return Starlette(
             routes=[
                 Route("/score", score, methods=["POST"]),
                 Route("/health", health, methods=["GET"]),
                 Route("/ready", ready, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
-            ]
+            ],
+            exception_handlers={HTTPException: refused},
         )
 
     def _shadow(self, served: Served, body: bytes) -> None:

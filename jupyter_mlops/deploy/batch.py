@@ -8,7 +8,9 @@ mini-batches are written as parts in the invocation's folder, so re-invoking aft
 ``"summary_only"`` only counts. A scoring script's ``run(mini_batch)`` receives the file paths and returns rows
 (a DataFrame or a list). Each invocation is an MLflow run with its counts. Without a scoring script, a proven
 ONNX conversion of the model (``convert_to_onnx``) is scored in its place, as online endpoints do (``onnx=False``
-opts out).
+opts out), under its source model's input contract: a file holding a value the source refuses fails its
+mini-batch, as the source model would. A scikit-learn model gets each file as it was fitted (with its feature
+names, or without names when fitted on an array), so it warns about nothing per mini-batch.
 """
 
 from __future__ import annotations
@@ -296,11 +298,19 @@ def _worker_init(model_dir: str, script: str | None) -> None:
         session = ort.InferenceSession(
             str(Path(model_dir) / flavors["onnx"]["data"]), options, providers=["CPUExecutionProvider"]
         )
-        _scorer = ("onnx", session)
+        from jupyter_mlops.deploy.scoring import input_contract
+
+        _scorer = ("onnx", (session, input_contract(session)))
     else:
         import mlflow.pyfunc
 
-        _scorer = ("pyfunc", mlflow.pyfunc.load_model(model_dir))
+        from jupyter_mlops.deploy.scoring import sklearn_features
+
+        model = mlflow.pyfunc.load_model(model_dir)
+        schema = model.metadata.get_input_schema()
+        # fitted on an array and no named signature to enforce: its files' column names would only draw a warning
+        unnamed = sklearn_features(model)[1] and not (schema is not None and schema.has_input_names())
+        _scorer = ("pyfunc", (model, unnamed))
 
 
 def _score_batch(index: int, files: list[str], parts: str) -> int:
@@ -319,11 +329,16 @@ def _score_batch(index: int, files: list[str], parts: str) -> int:
         for path in files:
             data = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
             if kind == "onnx":
-                name = scorer.get_inputs()[0].name
-                output = scorer.get_outputs()[0].name
-                predictions = scorer.run([output], {name: data.to_numpy(dtype=np.float32)})[0]
+                session, contract = scorer
+                values = data.to_numpy(dtype=np.float32)
+                if contract is not None and not np.isfinite(values).all():
+                    contract.check(values, [str(c) for c in data.columns])  # raises: the mini-batch fails
+                name = session.get_inputs()[0].name
+                output = session.get_outputs()[0].name
+                predictions = session.run([output], {name: values})[0]
             else:
-                predictions = scorer.predict(data)
+                model, unnamed = scorer
+                predictions = model.predict(data.set_axis(range(data.shape[1]), axis=1) if unnamed else data)
             frames.append(
                 pd.DataFrame({"file": Path(path).name, "row": range(len(data)), "prediction": _column(predictions)})
             )

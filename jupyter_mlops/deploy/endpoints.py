@@ -59,6 +59,7 @@ class DeploymentInfo(Record):
     requested: str | None = None  # what deploy() was asked for, when it serves its ONNX conversion instead
     runs_in: str = "router"  # router (in the endpoint's workers) | venv (its environment's process) | docker
     environment: str | None = None
+    serving: str | None = None  # "onnx: ..." or "pyfunc: why not ONNX" (auto_onnx.py), "script: ..."
     table_columns: ClassVar[tuple[str, ...]] = (
         "endpoint",
         "name",
@@ -255,9 +256,15 @@ class Endpoints:
         onnx: bool = True,
         request_timeout_s: float = 60.0,
         max_body_bytes: int = 10 * 1024 * 1024,
+        sample: Any = None,
     ) -> DeploymentInfo:
         """Add (0% traffic until set) or replace deployment ``deployment`` with ``model`` (``churn:3``,
         ``models:/churn/3``, ``models:/churn@champion``); returns once the endpoint serves it.
+
+        A scikit-learn version is served by its proven ONNX conversion unless ``onnx=False``: the one made when it
+        was registered with a sample or by ``convert_to_onnx``, else one made now, after the pickled model serves,
+        proven on ``sample`` (a DataFrame or array) or the sample stored with the version, then switched to in
+        place (``auto_onnx.py``); the deployment's ``serving`` says which it serves and why.
 
         Served inside the endpoint's workers, unless it names its own ``environment`` (a registered name or an
         ``envs/NAME.yaml`` spec: run in that virtualenv) or ``target="docker"`` (run as a container): then it is a
@@ -280,12 +287,21 @@ class Endpoints:
             built = Environments(self.ws).built(environment)
         ref = ModelRef.parse(model)
         requested = self.ws.models.get(ref.name, ref.selector)
-        record = requested
         onnx_usable = built is None or _has_package(built.lock, "onnxruntime")
-        if onnx and onnx_usable and not scoring_script:  # serve a proven ONNX conversion when there is one
-            from jupyter_mlops.deploy.onnx import converted_version
+        from jupyter_mlops.deploy.auto_onnx import resolve  # its proven ONNX conversion, or why not
 
-            record = converted_version(self.ws, requested.name, requested.version) or requested
+        resolution = resolve(
+            self.ws,
+            requested,
+            endpoint=endpoint,
+            deployment=deployment,
+            onnx=onnx,
+            usable=onnx_usable,
+            script=bool(scoring_script),
+            own_process=built is not None or target == "docker",
+            sample=sample,
+        )
+        record = resolution.record
         options: dict[str, Any] = {
             "collect": collect,
             "prefer_onnx": onnx and onnx_usable,
@@ -293,6 +309,7 @@ class Endpoints:
             "request_timeout_s": request_timeout_s,
             "max_body_bytes": max_body_bytes,
             "instances": instances,
+            **resolution.options,
         }
         launch, launched = None, None
         if built is not None or target == "docker":
@@ -417,6 +434,7 @@ class Endpoints:
                     requested=options.get("requested"),
                     runs_in=launch.kind if launch else "router",
                     environment=options.get("environment"),
+                    serving=options.get("serving"),
                 )
             )
         workers = self._workers(record.name)

@@ -2,7 +2,8 @@
 
 The deployment process runs the same entrypoint as a container (``python -m jupyter_mlops.deploy.serve``) on
 127.0.0.1 behind a per-deployment key, so only the router reaches it. Its answers (status and JSON body) are
-passed through unchanged.
+passed through unchanged, and the caller's Content-Type is passed on: the deployment process decides what it
+reads (a scoring script reads any type, a model JSON).
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ class Upstream:
         self._async = httpx.AsyncClient(timeout=timeout_s, limits=limits)
         self._sync = httpx.Client(timeout=timeout_s)
 
-    async def score(self, body: bytes, request_id: str) -> Answer:
+    async def score(self, body: bytes, request_id: str, content_type: str | None = None) -> Answer:
         import httpx
 
+        headers = {**self.headers, "mlops-request-id": request_id}
+        if content_type is not None:
+            headers["content-type"] = content_type
         try:
-            response = await self._async.post(
-                self.url + "/score", content=body, headers={**self.headers, "mlops-request-id": request_id}
-            )
+            response = await self._async.post(self.url + "/score", content=body, headers=headers)
         except httpx.TimeoutException as exc:  # the router answers 504, as for a slow in-process model
             raise TimeoutError(str(exc)) from exc
         except httpx.HTTPError as exc:

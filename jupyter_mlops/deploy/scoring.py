@@ -6,6 +6,11 @@ Three kinds of model, as in Azure ML:
 - a plain ONNX file is served by onnxruntime;
 - a custom model comes with ``score.py``: ``init()`` runs once with the model folder in ``MLOPS_MODEL_DIR``,
   ``run(raw_data)`` runs per request with the raw body (a str) and returns something JSON-serialisable.
+
+Bad input is the caller's error (``InvalidInput``: a 400), never the server's: JSON nested past the parser's depth,
+integers too long to convert, values of the wrong type. An ONNX conversion made by ``convert_to_onnx`` carries its
+source model's input contract (``CONTRACT_KEY`` in the ONNX metadata: which columns refuse missing or infinite
+values), and the ONNX scorer enforces it, so a value the source model refuses is refused here too.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -23,6 +29,10 @@ from typing import Any
 from jupyter_mlops.exceptions import InvalidInput
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+CONTRACT_KEY = "mlops.input_contract"  # ONNX metadata: the source model's refusals, recorded by convert_to_onnx
+KINDS = ("missing", "infinite")  # the values an input contract rules on, per column
+# the default of urllib and `curl -d` when the caller names no type: JSON sent that way keeps being scored
+UNDECLARED_TYPES = ("", "application/x-www-form-urlencoded")
 
 
 class Scorer:
@@ -30,16 +40,31 @@ class Scorer:
 
     fast = False
     json_body = False  # whether a scored body was proven to be JSON (the collector then embeds it as it is)
+    json_only = True  # bodies in another declared Content-Type are refused (415); a scoring script reads any
 
     def score(self, body: bytes) -> Any:
         raise NotImplementedError
 
 
+def json_content_type(value: str | None) -> bool:
+    """Whether a Content-Type header lets the body be read as JSON: ``application/json`` with any parameters (as
+    MLflow's ``application/json; format=pandas-split``), ``application/*+json``, or no type declared."""
+    mime = (value or "").split(";", 1)[0].strip().lower()
+    return (
+        mime == "application/json"
+        or mime in UNDECLARED_TYPES
+        or (mime.startswith("application/") and mime.endswith("+json"))
+    )
+
+
 def parse_json(body: bytes) -> Any:
+    """The body's JSON; whatever the parser refuses is the caller's error: broken syntax, text that is not UTF-8,
+    nesting deeper than the interpreter's recursion limit, an integer longer than Python converts (4,300 digits)."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInput(f"The request body is not valid JSON: {reason}."[:500]) from exc
 
 
 def mlflow_payload(body: bytes) -> tuple[str, Any]:
@@ -77,32 +102,40 @@ def to_rows(fmt: str, data: Any, columns: list[str] | None) -> tuple[list[list[A
         raise InvalidInput("Send at least one row.")
     if not isinstance(rows[0], list):
         rows = [rows]  # a single row
-    if columns and given and list(given) != list(columns):
+    if given is not None and (  # checked before it is used: a name that is not a string cannot be looked up
+        not isinstance(given, list) or not all(isinstance(c, str) for c in given) or len(given) != len(rows[0])
+    ):
+        raise InvalidInput(f"columns must list {len(rows[0])} column names (strings), one per value of a row.")
+    if columns and given and given != list(columns):
         unknown = sorted(set(given) - set(columns))
         missing = sorted(set(columns) - set(given))
         if unknown or missing:
             raise InvalidInput(
                 f"Wrong columns: unknown {unknown or 'none'}, missing {missing or 'none'}; the model expects {columns}."
             )
-        index = [list(given).index(c) for c in columns]
+        if any(not isinstance(r, list) or len(r) != len(given) for r in rows):
+            raise InvalidInput(f"Every row needs {len(given)} values.")
+        index = [given.index(c) for c in columns]
         rows = [[row[i] for i in index] for row in rows]
     width = len(columns) if columns else len(rows[0])
     if any(not isinstance(r, list) or len(r) != width for r in rows):
         raise InvalidInput(f"Every row needs {width} values.")
-    if given is not None and (
-        not isinstance(given, list) or not all(isinstance(c, str) for c in given) or len(given) != width
-    ):
-        raise InvalidInput(f"columns must list {width} column names (strings), one per value of a row.")
     return rows, columns or given
 
 
 class OnnxScorer(Scorer):
-    """onnxruntime on a float tensor: the fast path (tens of microseconds per row)."""
+    """onnxruntime on a float tensor: the fast path (tens of microseconds per row).
+
+    A JSON boolean is refused as a number (MLflow's schema enforcement refuses it in a numeric column too). When
+    the model carries its source's input contract (``CONTRACT_KEY``), missing (NaN, null) and infinite values
+    (``Infinity``, ``1e400``, or a number beyond 32-bit floats) are refused in the columns the contract names, with
+    a 400 naming the column; without one (an ONNX file registered as it is) they are scored as they come."""
 
     fast = True
     json_body = True
 
     def __init__(self, path: Path, columns: list[str] | None = None) -> None:
+        import numpy as np
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -111,8 +144,15 @@ class OnnxScorer(Scorer):
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
         self.width = self.input.shape[1] if len(self.input.shape) > 1 and isinstance(self.input.shape[1], int) else None
-        self.columns = columns
+        self.dtype = {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(
+            self.input.type, np.float32
+        )
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.contract = input_contract(self.session)
+        # a number too large for a 32-bit input becomes infinity (which the contract judges), not a warning; for
+        # this module's casts only, and set here, in the process that serves, rather than at import
+        warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
+        self.columns = columns or (self.contract.columns if self.contract else None)
 
     def score(self, body: bytes) -> Any:
         import numpy as np
@@ -122,11 +162,68 @@ class OnnxScorer(Scorer):
         if self.width is not None and len(rows[0]) != self.width:
             raise InvalidInput(f"Every row needs {self.width} values; got {len(rows[0])}.")
         try:
-            array = np.asarray(rows, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"Every value must be a number: {exc}.") from exc
-        result = self.session.run(self.outputs[:1], {self.input.name: array})[0]
+            array = np.asarray(rows, dtype=self.dtype)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInput(f"Every value must be a number: {exc}."[:500]) from exc
+        if array.ndim != 2:
+            raise InvalidInput("Every value must be a number, not a list.")
+        if (b"true" in body or b"false" in body) and (column := _boolean_column(rows)) is not None:
+            raise InvalidInput(f"{self._column(column)} holds a boolean where the model takes a number.")
+        if self.contract is not None and array.dtype.kind == "f" and not np.isfinite(array).all():
+            self.contract.check(array, self.columns)
+        try:
+            result = self.session.run(self.outputs[:1], {self.input.name: array})[0]
+        except Exception as exc:
+            from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+            if isinstance(exc, InvalidArgument):  # a shape or type the graph does not take: the caller's input
+                raise InvalidInput(f"The model refused the input: {exc}"[:500]) from exc
+            raise
         return {"predictions": result.tolist()}
+
+    def _column(self, index: int) -> str:
+        return column_name(index, self.columns)
+
+
+class InputContract:
+    """What an ONNX conversion's source model refuses, per column (recorded by ``convert_to_onnx``)."""
+
+    def __init__(self, recorded: dict[str, Any]) -> None:
+        self.columns: list[str] | None = recorded.get("columns")
+        refuses = recorded.get("refuses", {})  # {kind: {column index: why}}
+        self.refused = {kind: {int(c): why for c, why in refuses.get(kind, {}).items()} for kind in KINDS}
+
+    def check(self, array: Any, columns: list[str] | None = None) -> None:
+        """Called when ``array`` holds a value that is not finite: a 400 naming the first column holding one the
+        source model refuses."""
+        import numpy as np
+
+        for kind, found, what in (
+            ("missing", np.isnan(array), "a missing value (NaN or null)"),
+            ("infinite", np.isinf(array), "an infinite value (or one beyond 32-bit floats)"),
+        ):
+            for column in np.flatnonzero(found.any(axis=0)).tolist():
+                if column in self.refused[kind]:
+                    name = column_name(column, columns or self.columns)
+                    raise InvalidInput(f"{name} holds {what}: {self.refused[kind][column]}.")
+
+
+def input_contract(session: Any) -> InputContract | None:
+    """The input contract in an onnxruntime session's model metadata, if its conversion recorded one."""
+    recorded = session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
+    return InputContract(json.loads(recorded)) if recorded else None
+
+
+def column_name(index: int, names: list[str] | None) -> str:
+    return f"Column {names[index]!r}" if names and index < len(names) else f"Column {index}"
+
+
+def _boolean_column(rows: list[list[Any]]) -> int | None:
+    for row in rows:
+        for index, value in enumerate(row):
+            if value is True or value is False:
+                return index
+    return None
 
 
 class MicroBatcher:
@@ -202,7 +299,10 @@ class MicroBatcher:
 
 
 class PyfuncScorer(Scorer):
-    """Any MLflow model through ``mlflow.pyfunc`` (schema enforcement included), with micro-batching."""
+    """Any MLflow model through ``mlflow.pyfunc`` (schema enforcement included), with micro-batching.
+
+    A scikit-learn model gets its table as it was fitted: with its feature names (rows sent without names get
+    them), or without names when it was fitted on an array, so it never warns about feature names per request."""
 
     json_body = True
 
@@ -214,6 +314,7 @@ class PyfuncScorer(Scorer):
         self.columns = schema.input_names() if schema is not None and schema.has_input_names() else None
         # a tensor signature wants an array of its dtype, not a DataFrame
         self.tensor_dtype = schema.numpy_types()[0] if schema is not None and schema.is_tensor_spec() else None
+        self.features, self.unnamed = sklearn_features(self.model)
         self.batcher = MicroBatcher(self._predict_many, max_batch_rows, max_wait_s)
 
     def score(self, body: bytes) -> Any:
@@ -238,12 +339,16 @@ class PyfuncScorer(Scorer):
 
             try:
                 frame = np.asarray(rows, dtype=self.tensor_dtype)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise InvalidInput(f"Every value must be a {self.tensor_dtype}: {exc}.") from exc
         else:
+            if not columns and self.features and len(rows[0]) == len(self.features):
+                columns = self.features  # positional rows: the names the model was fitted with
+            elif self.unnamed and not self.columns:
+                columns = None  # fitted on an array: names would only draw a warning
             try:
                 frame = pd.DataFrame(rows, columns=columns) if columns else pd.DataFrame(rows)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise InvalidInput(f"The rows do not make a table: {exc}"[:500]) from exc
         try:
             result = _jsonable(self.model.predict(frame))
@@ -252,7 +357,8 @@ class PyfuncScorer(Scorer):
 
             if isinstance(exc, MlflowException):  # schema enforcement: the caller's input is wrong
                 raise InvalidInput(str(exc.message)[:500]) from exc
-            if isinstance(exc, (ValueError, TypeError)):  # e.g. text where the model wants numbers
+            # text where the model wants numbers, an integer no float holds, lists nested where values go
+            if isinstance(exc, (ValueError, TypeError, OverflowError, RecursionError)):
                 raise InvalidInput(f"The model refused the input: {exc}"[:500]) from exc
             raise
         if not isinstance(result, list) or len(result) != len(rows):
@@ -267,8 +373,10 @@ class PyfuncScorer(Scorer):
 
 
 class ScriptScorer(Scorer):
-    """Azure's contract: ``init()`` once, ``run(raw_data)`` per request."""
+    """Azure's contract: ``init()`` once, ``run(raw_data)`` per request; the script reads the body in whatever
+    format it takes (any Content-Type)."""
 
+    json_only = False
     _lock = threading.Lock()
 
     def __init__(self, script: Path, model_dir: Path) -> None:
@@ -319,6 +427,18 @@ def load_scorer(model_dir: Path, scoring_script: Path | None = None, *, prefer_o
         f"{model_dir} is neither an MLflow model (no MLmodel file) nor an ONNX model (no .onnx file): "
         "deploy it with a scoring_script (score.py with init() and run())."
     )
+
+
+def sklearn_features(model: Any) -> tuple[list[str] | None, bool]:
+    """(feature names, fitted without names) of the scikit-learn model inside a pyfunc; (None, False) for others."""
+    try:
+        raw = model.get_raw_model()
+    except Exception:  # not every flavour exposes its model
+        return None, False
+    if not hasattr(raw, "n_features_in_") or not hasattr(raw, "predict"):
+        return None, False
+    names = getattr(raw, "feature_names_in_", None)
+    return ([str(n) for n in names], False) if names is not None else (None, True)
 
 
 def _signature_columns(meta: dict[str, Any]) -> list[str] | None:

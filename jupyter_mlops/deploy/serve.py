@@ -34,6 +34,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", action="store_true", help="serve the MLflow flavour even when an ONNX one exists")
     p.add_argument("--request-timeout-s", type=float, default=60.0)
     p.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024)
+    p.add_argument(
+        "--body-timeout-s",
+        type=float,
+        help="seconds a request body may take to arrive before a 408 (default: MLOPS_BODY_TIMEOUT_S, else 30)",
+    )
     p.add_argument("--extra-path", action="append", default=[], help="a folder appended to sys.path")
     return p
 
@@ -51,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     from jupyter_mlops.deploy.scoring import load_scorer
 
     scorer = load_scorer(args.model_dir, args.scoring_script, prefer_onnx=not args.no_onnx)
-    service = ScoringApp()
+    if args.body_timeout_s is not None and not args.body_timeout_s > 0:
+        parser().error("--body-timeout-s must be a positive number of seconds")
+    service = ScoringApp(body_timeout_s=args.body_timeout_s)
     served = Served(args.name, str(args.model_dir), scorer, False, args.request_timeout_s, args.max_body_bytes, None)
     service.table = Table(1, {args.name: served}, [(args.name, 100.0)], None, os.environ.get(KEY_ENV) or None)
     gc.freeze()  # the model and the app live as long as the process: keep them out of the collector's scans
