@@ -95,10 +95,13 @@ def register_model(
     *,
     tags: dict[str, str] | None = None,
     description: str | None = None,
+    sample: Any = None,
     workspace: Workspace | None = None,
 ) -> ModelVersion:
-    """Register ``source`` (a model object, a runs:/ URI, a file or a folder) as the next version of ``name``."""
-    return (workspace or default_workspace()).models.register(source, name, tags=tags, description=description)
+    """Register ``source`` (a model object, a runs:/ URI, a file or a folder) as the next version of ``name``;
+    a scikit-learn model with a ``sample`` (rows like its training data) also gets its proven ONNX version."""
+    ws = workspace or default_workspace()
+    return ws.models.register(source, name, tags=tags, description=description, sample=sample)
 
 
 def drift(reference: Any, current: Any, *, features: list[str] | None = None, drift_share: float = 0.5) -> Any:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.exceptions import InvalidInput, NotFound
 from jupyter_mlops.names import check_name
 from jupyter_mlops.records import Record
+from jupyter_mlops.tables import read_table
 
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
@@ -56,7 +55,7 @@ class Datasets:
         from jupyter_mlops.store.datasets import DatasetRecord
 
         check_name(name, "dataset")
-        frame = _frame(data)
+        frame = read_table(data, "a dataset")
         if not isinstance(frame, pd.DataFrame) or frame.empty:
             raise InvalidInput("A dataset needs at least one row.")
         digest = _digest(frame)
@@ -172,23 +171,6 @@ def profile(frame: Any) -> dict[str, Any]:
         stats.update(nulls=int(series.isna().sum()), distinct=int(series.nunique()))
         columns[str(column)] = {"dtype": str(series.dtype), **stats}
     return {"rows": len(frame), "columns": columns}
-
-
-def _frame(data: Any) -> Any:
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise InvalidInput(f"The dataset file {path} does not exist.")
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-        raise InvalidInput(f"{path} is neither CSV nor Parquet.")
-    raise InvalidInput(f"Register a pandas DataFrame or a CSV/Parquet file, not {type(data).__name__}.")
 
 
 def _digest(frame: Any) -> str:

@@ -216,3 +216,36 @@ def test_register_with_a_sample_converts_an_estimator(ws, data):
     source = ws.models.register(DecisionTreeClassifier(random_state=0).fit(X, y), "tree", sample=X.iloc[::10])
     conversion = ws.models.get("tree", source.version + 1)
     assert conversion.tags["converted_from"] == "tree:1" and conversion.tags["onnx_parity_rows"] == "15"
+
+
+def test_cli_register_with_a_sample_file_converts_a_saved_model(ws, data, tmp_path):
+    import subprocess
+    import sys
+
+    import mlflow.sklearn
+    from sklearn.tree import DecisionTreeClassifier
+
+    from jupyter_mlops._mlflow import quiet
+
+    X, y = data
+    folder = tmp_path / "saved"
+    with quiet():
+        tree = DecisionTreeClassifier(random_state=0).fit(X, y)
+        mlflow.sklearn.save_model(tree, str(folder), serialization_format="cloudpickle")
+    X.iloc[::5].to_csv(tmp_path / "rows.csv", index=False)
+    jupyter = [str(Path(sys.executable).parent / "jupyter"), "mlops", "--workspace", str(ws.root), "models"]
+
+    # A sample that is not there is refused before anything is registered
+    missing = subprocess.run([*jupyter, "register", "saved", str(folder), "--sample", "nope.csv"], capture_output=True)
+    assert missing.returncode != 0 and b"nope.csv does not exist" in missing.stderr
+    assert not ws.models.list("name=saved")
+
+    done = subprocess.run(
+        [*jupyter, "register", "saved", str(folder), "--sample", str(tmp_path / "rows.csv"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["version"] == 1
+    conversion = ws.models.get("saved", 2)
+    assert conversion.tags["converted_from"] == "saved:1" and conversion.tags["onnx_parity_rows"] == "30"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from jupyter_mlops.cli.core import pairs, result
 from jupyter_mlops.exceptions import UsageError
+from jupyter_mlops.tables import read_table
 
 if TYPE_CHECKING:
     import argparse
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 
 def models_register(ws: Workspace, a: argparse.Namespace) -> Result:
-    version = ws.models.register(a.path, a.name, tags=pairs(a.tag), description=a.description)
+    sample = read_table(a.sample, "the sample") if a.sample else None
+    version = ws.models.register(a.path, a.name, tags=pairs(a.tag), description=a.description, sample=sample)
     return result(version, f"Registered {version.name} version {version.version}.")
 
 
@@ -66,11 +68,9 @@ def models_delete(ws: Workspace, a: argparse.Namespace) -> Result:
 
 
 def models_onnx(ws: Workspace, a: argparse.Namespace) -> Result:
-    import pandas as pd
-
     from jupyter_mlops.deploy.onnx import convert_to_onnx
 
-    sample = pd.read_parquet(a.sample) if a.sample.endswith(".parquet") else pd.read_csv(a.sample)
+    sample = read_table(a.sample, "the sample")
     conversion = convert_to_onnx(ws, f"{a.name}:{a.version}", sample, tolerance=a.tolerance)
     return result(
         conversion,
@@ -133,6 +133,9 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("path", help="a file, a folder, or a runs:/ URI")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE")
     p.add_argument("--description")
+    p.add_argument(
+        "--sample", help="a CSV or Parquet file of input rows: a scikit-learn model is also registered as proven ONNX"
+    )
     p = command(models, "list", models_list, "list model versions matching a filter")
     p.add_argument("filter", nargs="?", help="TagName=TagValue[,...] | TagName | name=PATTERN")
     p.add_argument("--all", action="store_true", help="include archived versions")

@@ -13,7 +13,6 @@ import os
 import warnings
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops import _mlflow
@@ -22,6 +21,7 @@ from jupyter_mlops.refs import ModelRef
 from jupyter_mlops.registry import current_user
 from jupyter_mlops.release.records import Evaluation, MetricResult
 from jupyter_mlops.release.thresholds import METRICS, Threshold, check, parse_thresholds
+from jupyter_mlops.tables import read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +67,7 @@ def evaluate(
     ref = ModelRef.parse(candidate)
     cand = ws.models.get(ref.name, ref.selector)
     base, base_alias = _baseline(ws, cand, baseline)
-    frame = read_table(data)
+    frame = read_table(data, "the evaluation data")
     _check_rows_and_target(frame, targets)
     with tracking(ws):
         cand_model = _load(cand)
@@ -144,27 +144,6 @@ def compare(
 
 
 # -- data and models --------------------------------------------------------------------------------------------
-def read_table(data: Any) -> pd.DataFrame:
-    """A DataFrame as given, or a CSV or Parquet file read into one."""
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data).expanduser()
-        if not path.is_file():
-            raise InvalidInput(f"No evaluation data at {path}: name a CSV or Parquet file.", path=str(path))
-        try:
-            if path.suffix.lower() in (".parquet", ".pq"):
-                return pd.read_parquet(path)
-            if path.suffix.lower() in (".csv", ".txt"):
-                return pd.read_csv(path)
-        except Exception as exc:
-            raise InvalidInput(f"Cannot read the evaluation data {path}: {exc}", path=str(path)) from exc
-        raise InvalidInput(f"Cannot read {path}: the evaluation data is a .csv or .parquet file.", path=str(path))
-    raise InvalidInput(f"The evaluation data is a pandas DataFrame or a CSV/Parquet file, not {type(data).__name__}.")
-
-
 def _check_rows_and_target(frame: pd.DataFrame, targets: str) -> None:
     columns = ", ".join(map(str, frame.columns)) or "none"
     if targets not in frame.columns:
@@ -442,4 +421,4 @@ def _tag_candidate(ws: Workspace, record: Evaluation) -> None:
     )
 
 
-__all__ = ["EVALUATION_EXPERIMENT", "GATE_PASSED_TAG", "GATE_RUN_TAG", "compare", "evaluate", "read_table"]
+__all__ = ["EVALUATION_EXPERIMENT", "GATE_PASSED_TAG", "GATE_RUN_TAG", "compare", "evaluate"]
