@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jupyter_mlops.cli.core import pairs, result
+from jupyter_mlops.deploy.resources import from_flags
 from jupyter_mlops.exceptions import InvalidInput
 
 if TYPE_CHECKING:
@@ -40,11 +41,26 @@ def deploy(ws: Workspace, a: argparse.Namespace) -> Result:
         target=a.target,
         instances=a.instances,
         collect=not a.no_collect,
+        resources=from_flags(a.cpu, a.memory, a.gpu),
     )
     where = {"router": "in the endpoint's workers", "venv": f"in environment {info.environment}"}.get(
         info.runs_in, "in a container"
     )
-    return result(info, f"{a.name}/{a.deployment} serves {info.model} {where} ({info.traffic}% of traffic).")
+    lines = [f"{a.name}/{a.deployment} serves {info.model} {where} ({info.traffic}% of traffic) on {info.provider}."]
+    if info.resources and info.resources != {"gpu": 0}:
+        lines.append(f"Resources: {_resources(info.resources)}" + (f" ({info.limits})" if info.limits else ""))
+    return result(info, "\n".join(lines))
+
+
+def _resources(given: dict[str, object] | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (given or {}).items()) or "none"
+
+
+def add_resource_flags(p: argparse.ArgumentParser, per: str) -> None:
+    """``--cpu``, ``--memory``, ``--gpu``: the ``resources`` of a deployment, a batch endpoint or a package."""
+    p.add_argument("--cpu", help=f"cores {per} (e.g. 2, 0.5 or 500m)")
+    p.add_argument("--memory", help=f"memory {per} (e.g. 512Mi, 2Gi)")
+    p.add_argument("--gpu", help="GPUs: 0, 1, ... (refused without one), or prefer (the CPU when there is none)")
 
 
 def traffic(ws: Workspace, a: argparse.Namespace) -> Result:
@@ -104,6 +120,7 @@ def add_endpoint_commands(commands: Commands) -> None:
     p.add_argument("--target", choices=["local", "docker"], default="local", help="docker: run it as a container")
     p.add_argument("--instances", type=int, default=1, help="worker processes serving it")
     p.add_argument("--no-collect", action="store_true", help="do not keep inputs and outputs")
+    add_resource_flags(p, "per instance")
     p = commands.command(group, "traffic", traffic, "split live traffic, e.g. blue=90 green=10")
     p.add_argument("name")
     p.add_argument("split", nargs="+", metavar="DEPLOYMENT=PERCENT")
@@ -139,6 +156,7 @@ def batch_create(ws: Workspace, a: argparse.Namespace) -> Result:
         retries=a.retries,
         timeout=a.timeout,
         onnx=not a.no_onnx,
+        resources=from_flags(a.cpu, a.memory, a.gpu),
     )
     return result(endpoint, f"Batch endpoint {a.name} scores with {endpoint.model}.")
 
@@ -176,6 +194,7 @@ def add_batch_commands(commands: Commands) -> None:
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--timeout", type=float, default=30, help="seconds per file of a mini-batch")
     p.add_argument("--no-onnx", action="store_true", help="score the model itself, not its ONNX conversion")
+    add_resource_flags(p, "per worker")
     p = commands.command(group, "invoke", batch_invoke, "score a file or a folder (resumes an interrupted run)")
     p.add_argument("name")
     p.add_argument("input")

@@ -7,6 +7,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from jupyter_mlops.cli.core import result
+from jupyter_mlops.cli.endpoints import add_resource_flags
+from jupyter_mlops.deploy.resources import from_flags
 
 if TYPE_CHECKING:
     from jupyter_mlops.cli.core import Commands
@@ -35,6 +37,7 @@ def package(ws: Workspace, a: argparse.Namespace) -> Result:
         host_ca=a.host_ca,
         kserve=a.kserve,
         endpoint=a.endpoint,
+        resources=from_flags(a.cpu, a.memory, a.gpu),
         progress=None if getattr(a, "json", False) else _progress,
     )
     lines = [f"Wrote the build context of {packaged.model} to {packaged.folder}."]
@@ -60,4 +63,5 @@ def add_commands(commands: Commands) -> None:
         "--host-ca", action="store_true", help="let pip in the build trust this host's CA bundle and index settings"
     )
     p.add_argument("--kserve", action="store_true", help="also write a KServe InferenceService manifest")
-    p.add_argument("--endpoint", help="with --kserve: the canary share from this endpoint's traffic split")
+    p.add_argument("--endpoint", help="with --kserve: the canary share (and resources) from this endpoint's deployment")
+    add_resource_flags(p, "for the container (default: the --endpoint deployment's)")

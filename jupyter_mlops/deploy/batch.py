@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ class BatchEndpoint(Record):
     timeout: float
     created_at: datetime | None
     onnx: bool = True  # score a proven ONNX conversion of the model when there is one
+    resources: dict[str, Any] | None = None  # per worker: {"cpu": 1, "memory": "1Gi", "gpu": 0}
+    provider: str | None = None  # where its workers infer (resources.place)
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,13 @@ class BatchEndpoints:
         retries: int = 3,
         timeout: float = 30,
         onnx: bool = True,
+        resources: Mapping[str, Any] | None = None,
     ) -> BatchEndpoint:
+        """A batch endpoint of ``model``; ``resources`` are each worker's (its cores and onnxruntime threads, its
+        address-space limit, its device), checked now as a deployment's are."""
         from sqlalchemy.exc import IntegrityError
 
+        from jupyter_mlops.deploy import resources as limits
         from jupyter_mlops.store.endpoints import BatchEndpointRecord
 
         check_name(name, "batch endpoint")
@@ -102,7 +109,11 @@ class BatchEndpoints:
         script = str(Path(scoring_script).resolve()) if scoring_script else None
         if script and not Path(script).is_file():
             raise InvalidInput(f"The scoring script {script} does not exist.")
+        asked = limits.parse(resources)
+        placement, _ = _plan(asked, onnx=onnx and not script)
         options = {
+            "resources": asked.asked(),
+            "provider": placement.provider,
             "mini_batch_size": mini_batch_size,
             "max_concurrency": max_concurrency,
             "output_action": output_action,
@@ -199,10 +210,13 @@ class BatchEndpoints:
         failed: list[int] = []
         aborted = False
         bar = _progress(len(batches), len(done), progress, name)
+        from jupyter_mlops.deploy.resources import parse
+
+        _, given = _plan(parse(endpoint.resources), onnx=endpoint.onnx and not endpoint.scoring_script)
         with ProcessPoolExecutor(
             max_workers=min(endpoint.max_concurrency, max(1, len(todo))),
             initializer=_worker_init,
-            initargs=(str(model_dir), endpoint.scoring_script),
+            initargs=(str(model_dir), endpoint.scoring_script, given),
         ) as pool:
             attempts = dict.fromkeys(todo, 0)
             running: dict[Future[int], int] = {
@@ -267,11 +281,39 @@ class BatchEndpoints:
 _scorer: Any = None
 
 
-def _worker_init(model_dir: str, script: str | None) -> None:
-    """Load the model once per worker process."""
+def _plan(asked: Any, *, onnx: bool) -> tuple[Any, dict[str, Any]]:
+    """Where the workers infer and what each gets: a worker limits its own address space (RLIMIT_AS)."""
+    from jupyter_mlops.deploy import resources as limits
+
+    placement, given = limits.plan(asked, runs_in="router", onnx=onnx)
+    if asked.memory is not None:
+        if limits.memory_method() is None:
+            raise InvalidInput(f"memory={asked.memory_text} cannot be enforced for a worker process on this machine.")
+        given["memory_via"] = "rlimit"
+    return placement, given
+
+
+def _apply(given: dict[str, Any]) -> int:
+    """Take the worker's resources in the worker itself, before the model loads: its CPUs (a block of its own,
+    picked by its pid), its address-space limit, its device; returns its threads."""
+    from jupyter_mlops.deploy.resources import choose_cpus
+
+    os.environ.update(given.get("env", {}))
+    if given.get("threads"):
+        os.sched_setaffinity(0, choose_cpus(int(given["threads"]), str(os.getpid())))
+    if given.get("memory_bytes"):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (int(given["memory_bytes"]), int(given["memory_bytes"])))
+    return int(given.get("threads") or 1)
+
+
+def _worker_init(model_dir: str, script: str | None, given: dict[str, Any] | None = None) -> None:
+    """Load the model once per worker process, under the batch endpoint's resources."""
     global _scorer
     import logging
 
+    threads = _apply(given or {})
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     if script:
         import importlib.util
@@ -294,10 +336,10 @@ def _worker_init(model_dir: str, script: str | None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # the workers are the parallelism: threads on top only contend for cores
-        session = ort.InferenceSession(
-            str(Path(model_dir) / flavors["onnx"]["data"]), options, providers=["CPUExecutionProvider"]
-        )
+        options.intra_op_num_threads = threads  # 1 unless cpu says more: the workers are the parallelism
+        provider = str((given or {}).get("provider") or "CPUExecutionProvider")
+        providers = [provider, "CPUExecutionProvider"] if provider != "CPUExecutionProvider" else [provider]
+        session = ort.InferenceSession(str(Path(model_dir) / flavors["onnx"]["data"]), options, providers=providers)
         from jupyter_mlops.deploy.scoring import input_contract
 
         _scorer = ("onnx", (session, input_contract(session)))

@@ -92,10 +92,52 @@ def build_image(
         raise ImageBuildFailed(_build_error(tag, "the engine reports no image after the build", log)) from exc
 
 
+def run_arguments(
+    image: str,
+    *,
+    name: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    arguments: list[str] | None = None,
+    resources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``containers.run`` for a deployment's container: the engine enforces its
+    resources (``resources.serving``'s dict): ``nano_cpus`` for cpu, ``mem_limit`` (and no swap on top) for memory,
+    a device request for its GPUs."""
+    kwargs: dict[str, Any] = {
+        "image": image,
+        "command": ["--host", "127.0.0.1", "--port", str(port), *(arguments or [])],
+        "name": name,
+        "environment": env or {},
+        "network_mode": "host",
+        "detach": True,
+        "labels": {LABEL: name},
+    }
+    given = resources or {}
+    if given.get("cpu") is not None:
+        kwargs["nano_cpus"] = int(float(given["cpu"]) * 1_000_000_000)
+    if given.get("memory_bytes"):
+        kwargs["mem_limit"] = int(given["memory_bytes"])
+        kwargs["memswap_limit"] = int(given["memory_bytes"])  # the same figure: no swap beyond the limit
+    if given.get("provider") in ("CUDAExecutionProvider", "cuda"):
+        from docker.types import DeviceRequest
+
+        ids = [i for i in given.get("env", {}).get("CUDA_VISIBLE_DEVICES", "").split(",") if i]
+        kwargs["device_requests"] = [DeviceRequest(device_ids=ids or ["0"], capabilities=[["gpu"]])]
+    return kwargs
+
+
 def run_container(
-    image: str, *, name: str, port: int, env: dict[str, str] | None = None, arguments: list[str] | None = None
+    image: str,
+    *,
+    name: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    arguments: list[str] | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> str:
-    """Start ``image`` detached on the host's network, serving on 127.0.0.1:``port``; returns the container id.
+    """Start ``image`` detached on the host's network, serving on 127.0.0.1:``port``, under its ``resources``;
+    returns the container id.
 
     A stopped container of the same name (left by a crash) is replaced; a running one is a Conflict.
     """
@@ -111,15 +153,8 @@ def run_container(
             raise Conflict(f"A container named {name!r} is running ({old.short_id}): stop it first.", id=old.id)
         old.remove(force=True)
     try:
-        container = engine.containers.run(
-            image,
-            command=["--host", "127.0.0.1", "--port", str(port), *(arguments or [])],
-            name=name,
-            environment=env or {},
-            network_mode="host",
-            detach=True,
-            labels={LABEL: name},
-        )
+        kwargs = run_arguments(image, name=name, port=port, env=env, arguments=arguments, resources=resources)
+        container = engine.containers.run(kwargs.pop("image"), **kwargs)
     except docker.errors.ImageNotFound as exc:
         raise NotFound(f"No image {image!r} in the engine: build it first (package(..., build=True)).") from exc
     except docker.errors.APIError as exc:

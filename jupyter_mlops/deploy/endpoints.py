@@ -14,12 +14,14 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.deploy import client, isolated
+from jupyter_mlops.deploy import resources as limits
 from jupyter_mlops.deploy import traffic as rules
 from jupyter_mlops.deploy.supervision import (
     APPLY_TIMEOUT_S,
@@ -60,6 +62,9 @@ class DeploymentInfo(Record):
     runs_in: str = "router"  # router (in the endpoint's workers) | venv (its environment's process) | docker
     environment: str | None = None
     serving: str | None = None  # "onnx: ..." or "pyfunc: why not ONNX" (auto_onnx.py), "script: ..."
+    resources: dict[str, Any] | None = None  # what it was given: {"cpu": 2, "memory": "2Gi", "gpu": 0}
+    provider: str | None = None  # where it infers: CUDAExecutionProvider, CPUExecutionProvider, cuda or cpu
+    limits: str | None = None  # how its target applied them (threads, CPU affinity, memory limit, ...)
     table_columns: ClassVar[tuple[str, ...]] = (
         "endpoint",
         "name",
@@ -257,6 +262,7 @@ class Endpoints:
         request_timeout_s: float = 60.0,
         max_body_bytes: int = 10 * 1024 * 1024,
         sample: Any = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> DeploymentInfo:
         """Add (0% traffic until set) or replace deployment ``deployment`` with ``model`` (``churn:3``,
         ``models:/churn/3``, ``models:/churn@champion``); returns once the endpoint serves it.
@@ -269,11 +275,15 @@ class Endpoints:
         Served inside the endpoint's workers, unless it names its own ``environment`` (a registered name or an
         ``envs/NAME.yaml`` spec: run in that virtualenv) or ``target="docker"`` (run as a container): then it is a
         process of its own that the workers forward to. ``instances`` is the number of worker processes serving it
-        (in the endpoint's workers: the endpoint runs at least that many)."""
+        (in the endpoint's workers: the endpoint runs at least that many).
+
+        ``resources`` (``{"cpu": 2, "memory": "2Gi", "gpu": 0}``, per instance) are applied as far as the target
+        allows (``resources.py``); a GPU this machine cannot give is refused, unless ``gpu="prefer"``."""
         check_name(deployment, "deployment")
         if target not in ("local", "docker"):
             raise InvalidInput(f"target must be 'local' or 'docker', not {target!r}.")
         _check_instances(instances)
+        asked = limits.parse(resources)  # refused before anything is recorded or started
         if request_timeout_s <= 0 or max_body_bytes <= 0:
             raise InvalidInput("request_timeout_s and max_body_bytes must be positive.")
         script = str(Path(scoring_script).resolve()) if scoring_script else None
@@ -302,6 +312,14 @@ class Endpoints:
             sample=sample,
         )
         record = resolution.record
+        runs_in = "docker" if target == "docker" else "venv" if built is not None else "router"
+        placement, given = limits.plan(
+            asked,
+            runs_in=runs_in,
+            onnx=str(resolution.options.get("serving", "")).startswith("onnx"),
+            lock=built.lock if built is not None else None,
+            key=f"{endpoint}/{deployment}",
+        )
         options: dict[str, Any] = {
             "collect": collect,
             "prefer_onnx": onnx and onnx_usable,
@@ -309,6 +327,7 @@ class Endpoints:
             "request_timeout_s": request_timeout_s,
             "max_body_bytes": max_body_bytes,
             "instances": instances,
+            "resources": given,
             **resolution.options,
         }
         launch, launched = None, None
@@ -332,6 +351,8 @@ class Endpoints:
                     model_uri=record.source,
                     scoring_script=script,
                     options=json.dumps(options),
+                    resources=json.dumps(asked.asked()),
+                    provider=placement.provider,
                 )
         except BaseException:
             if launch is not None and launched is not None:  # never recorded: nothing of it is left running
@@ -435,6 +456,9 @@ class Endpoints:
                     runs_in=launch.kind if launch else "router",
                     environment=options.get("environment"),
                     serving=options.get("serving"),
+                    resources=json.loads(row.resources) if row.resources else None,
+                    provider=row.provider,
+                    limits=limits.limits_text(options.get("resources"), launch.kind if launch else "router"),
                 )
             )
         workers = self._workers(record.name)

@@ -59,6 +59,7 @@ class Launch:
     pid: int | None = None
     container: str | None = None
     pid_start: str | None = None  # the process's start time: a later process given the same pid is not this one
+    resources: dict[str, Any] | None = None  # resources.serving(...): its CPUs, memory limit, device (since 0013)
 
     def to_options(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,7 +122,8 @@ def venv_launch(
     _, deps = runtime(ws)
     command = [python, "-m", "jupyter_mlops.deploy.serve", *serve_arguments(model_dir, scoring_script, name, options)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--extra-path", str(deps)]
-    return Launch("venv", port, secrets.token_urlsafe(24), command, str(log), pid=None)
+    resources = options.get("resources")
+    return Launch("venv", port, secrets.token_urlsafe(24), command, str(log), pid=None, resources=resources)
 
 
 def docker_launch(
@@ -153,6 +155,7 @@ def docker_launch(
         scoring_script=scoring_script,
         name=name,
         onnx=options.get("prefer_onnx", True),
+        resources={k: v for k, v in (options.get("resources") or {}).items() if k in ("cpu", "memory", "gpu")},
         build=True,
         tag=f"mlops-{endpoint}-{name}:{model.replace(':', '-')}",
         base=os.environ.get("MLOPS_DOCKER_BASE") or None,
@@ -160,7 +163,7 @@ def docker_launch(
     )
     assert built.image is not None
     command = [built.image, "--workers", str(workers), *limit_arguments(options)]
-    return Launch("docker", port, secrets.token_urlsafe(24), command, str(log))
+    return Launch("docker", port, secrets.token_urlsafe(24), command, str(log), resources=options.get("resources"))
 
 
 def serve_arguments(model_dir: Path, scoring_script: str | None, name: str, options: dict[str, Any]) -> list[str]:
@@ -186,15 +189,22 @@ def limit_arguments(options: dict[str, Any]) -> list[str]:
 def spawn(ws: Workspace, launch: Launch) -> tuple[Launch, subprocess.Popen[bytes] | None]:
     """Start the process (or container) without waiting for it: the launch as started (its pid or container), and
     the process handle for a virtualenv process (its parent learns how it exits)."""
+    import json
     from dataclasses import replace
 
+    from jupyter_mlops.deploy import resources
     from jupyter_mlops.deploy.serve import KEY_ENV
 
     Path(launch.log).parent.mkdir(parents=True, exist_ok=True)
+    given = launch.resources or {}
+    env = {KEY_ENV: launch.key, **given.get("env", {})}  # CUDA_VISIBLE_DEVICES and MLOPS_DEVICE
+    if given:
+        env[resources.ENV] = json.dumps(given)
     if launch.kind == "venv":
         package, _ = runtime(ws)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env.update({"PYTHONPATH": str(package), KEY_ENV: launch.key, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
+        cgroup = resources.make_cgroup(given, f"{Path(launch.log).parent.name}-{launch.port}")
+        inherited = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", resources.ENV)}
+        env = {**inherited, "PYTHONPATH": str(package), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **env}
         with open(launch.log, "a") as log:
             process = subprocess.Popen(
                 launch.command,
@@ -203,13 +213,14 @@ def spawn(ws: Workspace, launch: Launch) -> tuple[Launch, subprocess.Popen[bytes
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env=env,
+                preexec_fn=resources.preexec(given, cgroup),  # its CPUs and memory limit, before exec
             )
         return replace(launch, pid=process.pid, pid_start=process_start(process.pid) or None), process
     from jupyter_mlops.deploy import docker
 
     image, *arguments = launch.command
     container = docker.run_container(
-        image, name=container_name(launch), port=launch.port, env={KEY_ENV: launch.key}, arguments=arguments
+        image, name=container_name(launch), port=launch.port, env=env, arguments=arguments, resources=given
     )
     return replace(launch, container=container), None
 
@@ -217,27 +228,48 @@ def spawn(ws: Workspace, launch: Launch) -> tuple[Launch, subprocess.Popen[bytes
 def start(ws: Workspace, launch: Launch, on_spawn: Callable[[Launch], None] | None = None) -> Launch:
     """Start the process (or container) and wait until it answers ``/ready``; stopped again on failure or
     interruption. ``on_spawn`` gets it as soon as it runs, before the wait, to record it."""
-    started, _ = spawn(ws, launch)
+    started, process = spawn(ws, launch)
     try:
         if on_spawn is not None:
             on_spawn(started)
-        wait_ready(started)
+        wait_ready(started, process)
     except BaseException:  # a failure, a timeout or a KeyboardInterrupt: nothing is left running
         stop(started)
         raise
     return started
 
 
-def wait_ready(started: Launch) -> None:
-    """Until it answers ``/ready``; an EndpointError with its log's end when it exits first or takes too long."""
+def wait_ready(started: Launch, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Until it answers ``/ready``; an EndpointError with its log's end when it exits first or takes too long (and
+    why, when it is its memory limit)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if not running(started):
-            raise EndpointError(f"The deployment process exited at start:\n{tail(started)}")
+        if not running(started) or (process is not None and process.poll() is not None):
+            returncode = _exit_status(process)
+            raise EndpointError(f"The deployment process {exit_summary(started, returncode)}:\n{tail(started)}")
         if ready(started):
             return
         time.sleep(0.1)
     raise EndpointError(f"The deployment process did not become ready within {READY_TIMEOUT_S:.0f} s:\n{tail(started)}")
+
+
+def _exit_status(process: subprocess.Popen[bytes] | None) -> int | None:
+    if process is None:
+        return None
+    try:
+        return process.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def exit_summary(started: Launch, returncode: int | None = None) -> str:
+    """How a process that did not come up ended: "exceeded its memory limit of ..." when that is why."""
+    from jupyter_mlops.deploy.resources import memory_exceeded
+
+    exceeded = memory_exceeded(started.resources, returncode, tail(started))
+    if exceeded:
+        return f"{exceeded} at start: give it more memory (resources={{'memory': ...}})"
+    return "exited at start"
 
 
 def container_name(launch: Launch) -> str:
@@ -274,6 +306,19 @@ def tail(launch: Launch, lines: int = 30) -> str:
         return docker.container_logs(launch.container, lines)
     path = Path(launch.log)
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def death_reason(launch: Launch, returncode: int | None, reason: str) -> str:
+    """``reason`` (how the process or container ended), or that it exceeded its memory limit when that is why."""
+    from jupyter_mlops.deploy.resources import memory_exceeded
+
+    if not launch.resources:
+        return reason
+    try:
+        text = tail(launch)
+    except Exception:  # a container the engine removed, an engine that does not answer
+        text = ""
+    return memory_exceeded(launch.resources, returncode, f"{text}\n{reason}") or reason
 
 
 def exit_reason(launch: Launch) -> str | None:

@@ -16,15 +16,16 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.exceptions import Conflict, InvalidInput
 from jupyter_mlops.records import Record
 
 if TYPE_CHECKING:
+    from jupyter_mlops.deploy.resources import Resources
     from jupyter_mlops.records import ModelVersion
     from jupyter_mlops.workspace import Workspace
 
@@ -62,6 +63,7 @@ def package(
     host_ca: bool = False,
     kserve: bool = False,
     endpoint: str | None = None,
+    resources: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Package:
     """Write the build context of ``model`` (``NAME:VERSION`` or ``models:/NAME@ALIAS``) into ``out`` (new or
@@ -71,8 +73,14 @@ def package(
     opts out). ``environment`` (``NAME[:VERSION]``) replaces the model's own requirements with that environment's
     lock. ``endpoint`` sets the manifest's canary share from that endpoint's traffic. ``base`` overrides the
     Dockerfile's base image for this build; ``host_ca`` lets the build trust this host's CA bundle.
+
+    ``resources`` (``{"cpu": 2, "memory": "2Gi", "gpu": 1}``; by default those of the ``endpoint``'s deployment
+    serving the model) are documented in the Dockerfile (with the ``docker run`` flags that give them) and set as
+    the manifest's requests and limits (``nvidia.com/gpu`` for GPUs); a GPU installs ``onnxruntime-gpu`` in place
+    of ``onnxruntime``. They are not checked against this machine: the image runs elsewhere.
     """
     from jupyter_mlops.deploy import kserve as kserve_manifest
+    from jupyter_mlops.deploy import resources as limits
     from jupyter_mlops.refs import ModelRef
 
     target = Path(out).expanduser().resolve()
@@ -92,9 +100,14 @@ def package(
         served = converted_version(ws, requested.name, requested.version) or requested
     deployment = _dns_label(name or served.name)
     image = tag or f"{deployment}:{served.version}"
+    asked = limits.parse(resources, machine=False)  # checked before anything is written
     canary = None
     if kserve and endpoint:
-        canary = kserve_manifest.canary_percent(ws.endpoints.show(endpoint), _ref(served), _ref(requested))
+        info = ws.endpoints.show(endpoint)
+        canary = kserve_manifest.canary_percent(info, _ref(served), _ref(requested))
+        if resources is None:  # the deployment's own, as recorded
+            own = kserve_manifest.deployment_of(info, _ref(served), _ref(requested))
+            asked = limits.parse(own.resources if own is not None else None, machine=False)
     lock_text, python = _environment_lock(ws, environment) if environment else (None, None)
 
     say = progress or (lambda message: None)
@@ -107,6 +120,8 @@ def package(
         if script is not None:
             _copy_code(script.parent, staging / "code", skip=target)
         requirements = _requirements(model_dir, kind, lock_text, environment)
+        if asked.gpu != 0:  # the CUDA build of the same version: the two must not be installed together
+            requirements = [re.sub(r"^onnxruntime==", "onnxruntime-gpu==", line) for line in requirements]
         (staging / "requirements.txt").write_text(
             f"# Locked requirements of {deployment} ({_ref(served)}): exact versions, dependencies included.\n"
             + "\n".join(requirements)
@@ -115,13 +130,17 @@ def package(
         copy_source(staging / "jupyter_mlops")
         python = python or _model_python(model_dir) or f"{sys.version_info[0]}.{sys.version_info[1]}"
         (staging / "Dockerfile").write_text(
-            _dockerfile(deployment, served, requested, python, script.name if script else None, onnx)
+            _dockerfile(deployment, served, requested, python, script.name if script else None, onnx, asked)
         )
         if kserve:
             import yaml
 
             manifest = kserve_manifest.inference_service(
-                _dns_label(endpoint) if endpoint else deployment, image, model=_ref(served), canary_percent=canary
+                _dns_label(endpoint) if endpoint else deployment,
+                image,
+                model=_ref(served),
+                canary_percent=canary,
+                resources=asked,
             )
             (staging / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
         _readable_by_all(staging)
@@ -258,7 +277,13 @@ def _readable_by_all(folder: Path) -> None:
 
 
 def _dockerfile(
-    deployment: str, served: ModelVersion, requested: ModelVersion, python: str, script: str | None, onnx: bool
+    deployment: str,
+    served: ModelVersion,
+    requested: ModelVersion,
+    python: str,
+    script: str | None,
+    onnx: bool,
+    resources: Resources | None = None,
 ) -> str:
     entrypoint = ["python", "-m", "jupyter_mlops.deploy.serve", "--model-dir", "/app/model", "--name", deployment]
     if script:
@@ -270,6 +295,7 @@ def _dockerfile(
         f"# Deployment {deployment}: {_ref(served)}{asked}, packaged by jupyter-mlops.",
         "# docker build -t IMAGE .   (--build-arg BASE=IMAGE for another base image with the same Python)",
         "# docker run --network host IMAGE   (serves on port 8080: POST /score, GET /health /ready /metrics)",
+        *_resource_lines(resources),
         f"ARG BASE=python:{python}-slim",
         "FROM ${BASE}",
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \\",
@@ -283,7 +309,32 @@ def _dockerfile(
         "WORKDIR /app",
         "USER 65532:65532",
         "EXPOSE 8080",
+        *([f"LABEL org.jupyter-mlops.resources={json.dumps(json.dumps(resources.asked()))}"] if resources else []),
         f"ENTRYPOINT {json.dumps(entrypoint)}",
         'CMD ["--host", "0.0.0.0", "--port", "8080"]',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _resource_lines(resources: Resources | None) -> list[str]:
+    """The Dockerfile's note of the deployment's resources and the ``docker run`` flags that give them (an image
+    cannot set its own limits)."""
+    if resources is None or resources.empty:
+        return []
+    from jupyter_mlops.deploy.resources import size
+
+    flags = []
+    if resources.cpu is not None:
+        flags.append(f"--cpus {resources.asked()['cpu']}")
+    if resources.memory is not None:
+        flags.append(f"--memory {resources.memory}b")
+    if resources.gpu != 0:
+        flags.append(f"--gpus {1 if resources.gpu == 'prefer' else resources.gpu}")
+    memory = f" ({size(resources.memory)})" if resources.memory is not None else ""
+    lines = [
+        f"# Resources: {resources.describe()}{memory}; give them when it runs:",
+        f"#   docker run --network host {' '.join(flags)} IMAGE",
+    ]
+    if resources.gpu != 0:
+        lines.append("#   GPU: onnxruntime-gpu in place of onnxruntime; the host needs the NVIDIA container toolkit.")
+    return lines

@@ -18,6 +18,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.deploy.resources import MEMORY_EXCEEDED
 from jupyter_mlops.processes import ProcessIdentity
 from jupyter_mlops.store import endpoints as q
 from jupyter_mlops.store.schema import as_utc, utcnow
@@ -124,6 +125,8 @@ NOTES = {
 def note_of(entry: q.SupervisionEntry) -> str:
     """What ``list``/``show`` say about a supervision log entry."""
     restarted, failed = NOTES[entry.kind]
+    if entry.kind == "deployment" and entry.reason.startswith(MEMORY_EXCEEDED):
+        restarted = "deployment {target} " + MEMORY_EXCEEDED + " and was restarted"
     text = (restarted if entry.restarted else failed).format(target=entry.target)
     return text if entry.restarted or entry.kind == "launch" else f"{text}: {entry.reason}"
 
@@ -175,6 +178,7 @@ def record_restart(
             log.write(f"{utcnow():%Y-%m-%d %H:%M:%S} WARNING supervisor ({by}): {line}\n")
     data: dict[str, Any] = {"endpointName": endpoint, "pid": pid, "newPid": new_pid, "reason": reason, "by": by}
     data.update({"restarted": entry.restarted, "startFailures": start_failures, "delayS": round(delay_s, 3)})
+    data["outOfMemory"] = reason.startswith(MEMORY_EXCEEDED)  # its memory limit, not a crash
     if kind == "worker":
         ws.events.emit(
             "endpoint.worker_restarted", f"endpoints/{endpoint}/workers/{target}", {**data, "slot": int(target)}

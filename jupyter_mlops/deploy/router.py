@@ -46,7 +46,7 @@ class Router(ScoringApp):
         self.endpoint = endpoint
         self.slot = slot
         self.identity = ProcessIdentity.current()  # what the store records for this worker: pid and start time
-        self._scorers: dict[tuple[str, str, str, bool], Scorer] = {}
+        self._scorers: dict[tuple[str, str, str, bool, str], Scorer] = {}
         self._upstreams: dict[tuple[str, str | None], Upstream] = {}
         self._logs: dict[str, logging.Logger] = {}
         self._models: dict[str, str] = {}  # deployment -> model it serves, to log what changed
@@ -105,7 +105,8 @@ class Router(ScoringApp):
         self.table = Table(version, served, live_shares(traffic, served), mirror_pair, auth_key)  # the swap
         for name, deployment in served.items():
             if self._models.get(name) != deployment.model:
-                deployment.log.info("serving %s (configuration %d)", deployment.model, version)
+                applied = f", {deployment.scorer.applied}" if deployment.scorer and deployment.scorer.applied else ""
+                deployment.log.info("serving %s (configuration %d)%s", deployment.model, version, applied)
         self._models = {name: deployment.model for name, deployment in served.items()}
         gc.freeze()  # what is loaded lives as long as the worker: keep it out of the collector's scans (tail latency)
         self._report(version, outcomes)
@@ -116,7 +117,8 @@ class Router(ScoringApp):
         from jupyter_mlops.deploy.scoring import load_scorer
 
         prefer_onnx = options.get("prefer_onnx", True)
-        key = (model, str(version), script or "", prefer_onnx)
+        resources = options.get("resources") or {}  # deploy/resources.py's serving dict: threads, provider, memory
+        key = (model, str(version), script or "", prefer_onnx, json.dumps(resources, sort_keys=True))
         if key not in self._scorers:
             folder = self.ws.layout.served_model(self.endpoint, f"{model}-{version}")
             if not folder.exists():
@@ -131,7 +133,9 @@ class Router(ScoringApp):
                     staging.rename(folder)
                 except OSError:  # another worker got there first
                     shutil.rmtree(staging, ignore_errors=True)
-            self._scorers[key] = load_scorer(folder, Path(script) if script else None, prefer_onnx=prefer_onnx)
+            self._scorers[key] = load_scorer(
+                folder, Path(script) if script else None, prefer_onnx=prefer_onnx, resources=resources
+            )
         return self._scorers[key]
 
     def _upstream(self, url: str, key: str | None, timeout_s: float) -> Upstream:

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class Scorer:
     """Scores one request body. ``fast`` scorers may run on the event loop (sub-millisecond predictions)."""
 
     fast = False
+    applied = ""  # what the deployment's resources made of it: provider, threads, resident size
     json_body = False  # whether a scored body was proven to be JSON (the collector then embeds it as it is)
     json_only = True  # bodies in another declared Content-Type are refused (415); a scoring script reads any
 
@@ -134,14 +135,24 @@ class OnnxScorer(Scorer):
     fast = True
     json_body = True
 
-    def __init__(self, path: Path, columns: list[str] | None = None) -> None:
+    def __init__(
+        self, path: Path, columns: list[str] | None = None, *, threads: int = 1, provider: str = "CPUExecutionProvider"
+    ) -> None:
         import numpy as np
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        options.intra_op_num_threads = threads  # the deployment's cpu (1 without one: requests are the parallelism)
+        providers = [provider, "CPUExecutionProvider"] if provider != "CPUExecutionProvider" else [provider]
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.provider = self.session.get_providers()[0]
+        if self.provider != provider:  # onnxruntime falls back to the CPU silently: a GPU asked for is not a CPU
+            raise InvalidInput(
+                f"onnxruntime could not start {provider} (it runs on {self.provider}): check the CUDA and cuDNN "
+                "libraries onnxruntime-gpu needs, or deploy with gpu='prefer' to accept the CPU."
+            )
+        self.threads = threads
         self.input = self.session.get_inputs()[0]
         self.width = self.input.shape[1] if len(self.input.shape) > 1 and isinstance(self.input.shape[1], int) else None
         self.dtype = {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(
@@ -234,7 +245,13 @@ class MicroBatcher:
     request never waits; under load (recent batches of several) it gathers for ``max_wait_s`` or ``max_rows``.
     """
 
-    def __init__(self, predict_many: Callable[[list[Any]], list[Any]], max_rows: int = 256, max_wait_s: float = 0.003):
+    def __init__(
+        self,
+        predict_many: Callable[[list[Any]], list[Any]],
+        max_rows: int = 256,
+        max_wait_s: float = 0.003,
+        threads: int = 1,
+    ):
         import queue
 
         self.predict_many = predict_many
@@ -244,7 +261,9 @@ class MicroBatcher:
         self._arriving = 0
         self._recent = 1.0  # moving average of the batch size: how loaded we are
         self._lock = threading.Lock()
-        threading.Thread(target=self._loop, name="mlops-microbatch", daemon=True).start()
+        self.threads = threads  # the deployment's cpu: batches predicted at once (models release the GIL)
+        for index in range(threads):
+            threading.Thread(target=self._loop, name=f"mlops-microbatch-{index}", daemon=True).start()
 
     def arriving(self) -> None:
         """A request is being parsed and will be submitted: keep the batch open for it."""
@@ -306,7 +325,7 @@ class PyfuncScorer(Scorer):
 
     json_body = True
 
-    def __init__(self, path: Path, *, max_batch_rows: int = 256, max_wait_s: float = 0.003) -> None:
+    def __init__(self, path: Path, *, max_batch_rows: int = 256, max_wait_s: float = 0.003, threads: int = 1) -> None:
         import mlflow.pyfunc
 
         self.model = mlflow.pyfunc.load_model(str(path))
@@ -315,7 +334,7 @@ class PyfuncScorer(Scorer):
         # a tensor signature wants an array of its dtype, not a DataFrame
         self.tensor_dtype = schema.numpy_types()[0] if schema is not None and schema.is_tensor_spec() else None
         self.features, self.unnamed = sklearn_features(self.model)
-        self.batcher = MicroBatcher(self._predict_many, max_batch_rows, max_wait_s)
+        self.batcher = MicroBatcher(self._predict_many, max_batch_rows, max_wait_s, threads)
 
     def score(self, body: bytes) -> Any:
         self.batcher.arriving()
@@ -407,8 +426,53 @@ class ScriptScorer(Scorer):
         return _jsonable(self.run(raw))
 
 
-def load_scorer(model_dir: Path, scoring_script: Path | None = None, *, prefer_onnx: bool = True) -> Scorer:
-    """The scorer for a downloaded model folder (and optional ``score.py``)."""
+def load_scorer(
+    model_dir: Path,
+    scoring_script: Path | None = None,
+    *,
+    prefer_onnx: bool = True,
+    resources: Mapping[str, Any] | None = None,
+) -> Scorer:
+    """The scorer for a downloaded model folder (and optional ``score.py``), under the deployment's ``resources``
+    (``deploy/resources.py``'s serving dict: threads, provider, memory). In the endpoint's workers the router passes
+    them and the loaded model's resident size is checked against the memory limit; a process of its own has them
+    from its launcher (``MLOPS_RESOURCES``) and its memory is limited by the system, so a memory error there ends
+    the process (``MEMORY_EXIT_CODE``) for its supervisor to restart, as a container's OOM kill does."""
+    from jupyter_mlops.deploy import resources as limits
+
+    own_process = resources is None
+    config = limits.from_env() if own_process else resources
+    threads = int((config or {}).get("threads") or 1)
+    provider = str((config or {}).get("provider") or "CPUExecutionProvider")
+    before = limits.resident_bytes()
+    with _env_lock:
+        device = (config or {}).get("env", {}).get(limits.DEVICE_ENV)
+        if device:  # what a scoring script or a pyfunc model reads to pick its device
+            os.environ[limits.DEVICE_ENV] = device
+        scorer = _load(model_dir, scoring_script, prefer_onnx, threads, provider)
+    grew = limits.resident_bytes() - before
+    if own_process:
+        size = ""
+        if config and config.get("memory_bytes"):
+            scorer.score = _ending_on_memory_error(scorer.score, config)  # type: ignore[method-assign]
+    else:
+        size = limits.check_loaded(config, grew, limits.model_bytes(model_dir))
+    where = getattr(scorer, "provider", None) or ("cuda" if str(device or "").startswith("cuda") else "cpu")
+    parts = [f"on {where}"]
+    if isinstance(scorer, OnnxScorer):
+        parts.append(f"{scorer.threads} onnxruntime intra-op thread(s)")
+    elif isinstance(scorer, PyfuncScorer):
+        parts.append(f"{scorer.batcher.threads} micro-batching thread(s)")
+    if size:
+        parts.append(f"resident {size}" + (f" of {config['memory']}" if config and "memory" in config else ""))
+    scorer.applied = ", ".join(parts)
+    return scorer
+
+
+_env_lock = threading.Lock()
+
+
+def _load(model_dir: Path, scoring_script: Path | None, prefer_onnx: bool, threads: int, provider: str) -> Scorer:
     if scoring_script is not None:
         return ScriptScorer(scoring_script, model_dir)
     mlmodel = model_dir / "MLmodel"
@@ -418,15 +482,37 @@ def load_scorer(model_dir: Path, scoring_script: Path | None = None, *, prefer_o
         meta = yaml.safe_load(mlmodel.read_text())
         flavors = meta.get("flavors", {})
         if prefer_onnx and "onnx" in flavors:
-            return OnnxScorer(model_dir / flavors["onnx"]["data"], _signature_columns(meta))
-        return PyfuncScorer(model_dir)
+            path = model_dir / flavors["onnx"]["data"]
+            return OnnxScorer(path, _signature_columns(meta), threads=threads, provider=_onnx(provider))
+        return PyfuncScorer(model_dir, threads=threads)
     onnx_files = sorted(model_dir.glob("*.onnx"))
     if onnx_files:
-        return OnnxScorer(onnx_files[0])
+        return OnnxScorer(onnx_files[0], threads=threads, provider=_onnx(provider))
     raise InvalidInput(
         f"{model_dir} is neither an MLflow model (no MLmodel file) nor an ONNX model (no .onnx file): "
         "deploy it with a scoring_script (score.py with init() and run())."
     )
+
+
+def _onnx(provider: str) -> str:
+    """The onnxruntime provider of a placement made for another kind of model ("cuda": the CUDA provider)."""
+    return {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}.get(provider, provider)
+
+
+def _ending_on_memory_error(score: Callable[[bytes], Any], config: Mapping[str, Any]) -> Callable[[bytes], Any]:
+    """``score`` in a process under a memory limit: a MemoryError there says the limit is reached, and the process
+    ends with ``MEMORY_EXIT_CODE`` (its supervisor restarts it and says why) rather than limping on."""
+    from jupyter_mlops.deploy.resources import MEMORY_EXCEEDED, MEMORY_EXIT_CODE
+
+    def guarded(body: bytes) -> Any:
+        try:
+            return score(body)
+        except MemoryError:
+            sys.stderr.write(f"MemoryError: the deployment {MEMORY_EXCEEDED} ({config.get('memory')}): exiting\n")
+            sys.stderr.flush()
+            os._exit(MEMORY_EXIT_CODE)
+
+    return guarded
 
 
 def sklearn_features(model: Any) -> tuple[list[str] | None, bool]:

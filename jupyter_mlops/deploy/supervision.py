@@ -445,7 +445,7 @@ class Supervisor:
                         row.name,
                         pid=launch.pid,
                         new_pid=started.pid,
-                        reason=isolated.exit_reason(launch) or exit_reason(None),
+                        reason=isolated.death_reason(launch, None, isolated.exit_reason(launch) or exit_reason(None)),
                         by="list/show",
                         reported=True,
                     )

@@ -275,12 +275,15 @@ class Watch:
             return death
         process = self.children.pop(seen, None) if isinstance(seen, int) else None
         self.exited.pop(seen, None)  # type: ignore[call-overload]
+        returncode = _exit_status(process) if process is not None else None
         if process is not None:
-            reason = exit_reason(_exit_status(process))
+            reason = exit_reason(returncode)
         elif launch is not None and launch.kind == "docker":
             reason = isolated.exit_reason(launch) or exit_reason(None)
         else:
             reason = exit_reason(None)
+        if launch is not None:  # its memory limit, said as such rather than as a crash
+            reason = isolated.death_reason(launch, returncode, reason)
         died_at_start = at_start or lived_s < STABLE_S
         failures = self.failures.get(key, 0) + 1 if died_at_start else 0
         if died_at_start:

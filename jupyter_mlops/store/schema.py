@@ -39,6 +39,9 @@ class Deployment(Base):
     scoring_script: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     options: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: collect, prefer_onnx, ...
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # since 0013: what it was given (JSON {"cpu", "memory", "gpu"}) and the device it infers on
+    resources: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     @property
     def qualified_name(self) -> str:
