@@ -331,7 +331,7 @@ class EndpointDeploymentsHandler(MlopsHandler):
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
         req = self.body(m.DeployRequest)
-        info = await self.call(self.ws.endpoints.deploy, name, req.name, req.model)
+        info = await self.call(self.ws.endpoints.deploy, name, req.name, req.model, resources=req.resources)
         self.set_header("Location", url_path_join(self.base_url, API_PREFIX, "endpoints", quote(name)))
         self.send(_deployment(info, {}), status=201)
 

@@ -105,7 +105,13 @@ DeploymentOut = record_model(
     DeploymentInfo,
     "DeploymentOut",
     drop=("endpoint",),  # the endpoint that holds it says which
-    notes={"model": "NAME:VERSION", "runs_in": "router (the endpoint's workers), venv or docker"},
+    notes={
+        "model": "NAME:VERSION",
+        "runs_in": "router (the endpoint's workers), venv or docker",
+        "resources": 'What it was given: {"cpu": 2, "memory": "2Gi", "gpu": 0}',
+        "provider": "Where it infers: CUDAExecutionProvider, CPUExecutionProvider, cuda or cpu",
+        "limits": "How its target applied its resources, and why it is on the CPU when a GPU was preferred",
+    },
     live=(LiveOut | None, None),
 )
 EndpointOut = record_model(EndpointInfo, "EndpointOut", drop=("pid", "instances"))  # process details stay local
@@ -236,6 +242,10 @@ class InvokeRequest(RequestModel):
 class DeployRequest(RequestModel):
     name: str = Field(description="The deployment name (lower-case letters, digits and '-')")
     model: str = Field(description="NAME:VERSION, models:/NAME/VERSION or models:/NAME@ALIAS")
+    resources: dict[str, int | float | str] | None = Field(
+        default=None,
+        description='Per instance: {"cpu": 2 or "500m", "memory": "2Gi", "gpu": 0, 1, ... or "prefer"}',
+    )
 
 
 class RunsQuery(RequestModel):
