@@ -103,6 +103,27 @@ export function formatLatency(ms: number | null | undefined): string {
   return ms >= 10 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`;
 }
 
+/**
+ * What a deployment was given and where it infers: `2 cpu · 2Gi · GPU`, `1 cpu · CPU (GPU preferred)`; '' when it
+ * was given nothing.
+ */
+export function formatResources(d: Mlops.Deployment): string {
+  const given = (d.resources ?? {}) as Record<string, unknown>;
+  const parts: string[] = [];
+  if (given.cpu !== undefined && given.cpu !== null) {
+    parts.push(`${given.cpu} cpu`);
+  }
+  if (given.memory !== undefined && given.memory !== null) {
+    parts.push(String(given.memory));
+  }
+  if (d.provider === 'CUDAExecutionProvider' || d.provider === 'cuda') {
+    parts.push(given.gpu === 'prefer' || given.gpu === 1 ? 'GPU' : `${given.gpu} GPUs`);
+  } else if (given.gpu === 'prefer') {
+    parts.push('CPU (GPU preferred)');
+  }
+  return parts.join(' · ');
+}
+
 /** A deployment name the server accepts, from a model name: `Churn_Model` → `churn-model`. */
 export function suggestDeploymentName(model: string, version: number): string {
   const base = model

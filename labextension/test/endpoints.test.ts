@@ -6,6 +6,7 @@ import {
   EndpointsModel,
   formatLatency,
   formatRate,
+  formatResources,
   mirrorProblem,
   parsePercent,
   trafficProblem
@@ -197,5 +198,21 @@ describe('EndpointsModel.loadLogs', () => {
     expect(model.state(ep).logs).toBe('blue loaded');
     await model.loadLogs(ep);
     expect(calls.at(-1)!.url).toContain('deployment=blue&lines=200');
+  });
+});
+
+describe('deployment resources', () => {
+  it('says what a deployment was given and where it infers', () => {
+    const given = {
+      ...deployment('blue'),
+      resources: { cpu: 2, memory: '2Gi', gpu: 0 },
+      provider: 'CPUExecutionProvider'
+    };
+    expect(formatResources(given)).toBe('2 cpu · 2Gi');
+    const gpu = { ...deployment('green'), resources: { gpu: 1 }, provider: 'CUDAExecutionProvider' };
+    expect(formatResources(gpu)).toBe('GPU');
+    const preferred = { ...deployment('red'), resources: { cpu: 1, gpu: 'prefer' }, provider: 'CPUExecutionProvider' };
+    expect(formatResources(preferred)).toBe('1 cpu · CPU (GPU preferred)');
+    expect(formatResources(deployment('plain'))).toBe('');
   });
 });

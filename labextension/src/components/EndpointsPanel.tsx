@@ -1,6 +1,6 @@
 import React, { useEffect, useRef } from 'react';
 
-import { EndpointsModel, formatLatency, formatRate, POLL_MS } from '../endpoints';
+import { EndpointsModel, formatLatency, formatRate, formatResources, POLL_MS } from '../endpoints';
 import { Mlops } from '../tokens';
 import { ErrorNote, RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
@@ -182,6 +182,11 @@ function DeploymentRow(props: {
           {d.model}
           {d.runs_in && d.runs_in !== 'router' ? ` · ${d.runs_in}${d.environment ? ` ${d.environment}` : ''}` : ''}
         </span>
+        {formatResources(d) && (
+          <span className="jp-mlops-muted jp-mlops-resources" title={d.limits ?? ''}>
+            {formatResources(d)}
+          </span>
+        )}
       </span>
       <PercentInput
         label={`Traffic of ${d.name}`}
