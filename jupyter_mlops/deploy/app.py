@@ -5,8 +5,11 @@ The endpoint's router (which follows the metadata store, see ``router.py``) and 
 runs. The table is replaced whole, never mutated: a traffic switch or a replaced deployment is one assignment and
 never drops a request.
 
-What a client sends never makes a 5xx: every refusal is a 4xx with a JSON body ``{"message": ...}`` (a wrong
-method too: 405), and a body that never finishes is answered 408 after ``MLOPS_BODY_TIMEOUT_S``.
+Besides ``POST /score`` it speaks MLflow's scoring protocol (``POST /invocations``, ``GET /ping``) and the Open
+Inference Protocol v2 (``/v2/...``): each translates at the edges of the one pipeline (``ScoringApp.handle``), see
+``protocols/``. What a client sends never makes a 5xx: every refusal is a 4xx in the protocol's error shape
+(``{"message": ...}`` on ``/score``; a wrong method too: 405), and a body that never finishes is answered 408 after
+``MLOPS_BODY_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import queue
 import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +33,11 @@ from jupyter_mlops.deploy.metrics import Metrics
 from jupyter_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from jupyter_mlops.deploy.forward import Upstream
+    from jupyter_mlops.deploy.protocols.wire import Wire
     from jupyter_mlops.deploy.scoring import Scorer
 
 log = logging.getLogger("jupyter_mlops.router")
@@ -184,11 +192,15 @@ class Collector:
 class ScoringApp:
     """Serves ``self.table``; subclasses decide where the table comes from."""
 
+    endpoint = ""  # the name the protocols know it by (v2's model name); a router's is its endpoint's
+
     def __init__(self, collector: Collector | None = None, *, body_timeout_s: float | None = None) -> None:
         self.table = Table()
         self.collector = collector
         self.metrics = Metrics()
         self.deadlines = BodyDeadlines(body_timeout_s or body_timeout_from_env())
+        # what each loaded model takes and returns (v2 metadata), kept as long as its scorer or upstream lives
+        self.descriptions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     async def read_body(self, request: Any, max_bytes: int) -> bytes | tuple[int, str]:
         """The whole body, read as it arrives, or (status, message) when it is not read whole: 413 as soon as it
@@ -223,99 +235,121 @@ class ScoringApp:
             self.deadlines.reading.pop(task, None)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    async def handle(self, request: Request, wire: Wire, named: str | None = None) -> Response:
+        """The one pipeline every scoring route runs, whatever its protocol: the key, the deployment (``named`` by
+        the route, else the ``mlops-model-deployment`` header, else the traffic split), the body's type and size,
+        the protocol's translation to ``/score``'s body, scoring (in process or forwarded), metrics, collection,
+        mirroring, and the protocol's answer. Refusals are the protocol's (``wire.refuse``).
+
+        The body is refused with 413 past the deployment's ``max_body_bytes``, with 408 when it has not arrived
+        whole within the body timeout (``MLOPS_BODY_TIMEOUT_S`` in the environment of the router or deployment
+        process when it starts, default 30 s: one setting for every deployment it serves, as it guards the
+        connection rather than the model), with 415 when the protocol does not read its declared Content-Type, and
+        with 400 when it is not what the protocol or the model takes."""
+        table = self.table
+        if table.auth_key is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {table.auth_key}".encode()):
+                return wire.refuse(401, "Missing or wrong key: send 'Authorization: Bearer KEY'.")
+        headers = request.headers
+        named = named or headers.get(DEPLOYMENT_HEADER)
+        name = named or table.pick()
+        if name is None:
+            return wire.refuse(503, "No deployment receives traffic: set the endpoint's traffic.")
+        served = table.served.get(name)
+        if served is None:
+            return wire.refuse(404, f"No deployment named {name!r}; deployments: {', '.join(table.served) or 'none'}.")
+        named_header = {DEPLOYMENT_HEADER: name}
+        content_type = headers.get("content-type")
+        unsupported = wire.unsupported(content_type, served)
+        if unsupported is not None:
+            return wire.refuse(415, unsupported, named_header)
+        too_large = f"The body is larger than {served.max_body_bytes} bytes (the deployment's max_body_bytes)."
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > served.max_body_bytes):
+            status = 413 if declared.isdigit() else 400
+            message = too_large if status == 413 else "Content-Length is not a number."
+            return wire.refuse(status, message, {**named_header, **CLOSE})
+        body = await self.read_body(request, served.max_body_bytes)
+        if isinstance(body, tuple):  # not read whole
+            return wire.refuse(body[0], body[1] or too_large, {**named_header, **CLOSE})
+        started = time.perf_counter()
+        try:
+            translated = await wire.translate(body, request, served)
+        except MlopsError as exc:
+            self.metrics.observe(name, time.perf_counter() - started, error=True)
+            return wire.refuse(exc.http_status, exc.message, named_header)
+        request_id = (headers.get(REQUEST_ID_HEADER) or translated.request_id or os.urandom(16).hex())[:128]
+        answered = {DEPLOYMENT_HEADER: name, REQUEST_ID_HEADER: request_id}
+        output: Any = None
+        try:
+            if served.upstream is not None:
+                answer = await asyncio.wait_for(
+                    served.upstream.score(translated.body, request_id, translated.content_type),
+                    timeout=served.request_timeout_s,
+                )
+                if answer.status != 200:
+                    self.metrics.observe(name, time.perf_counter() - started, error=True)
+                    return wire.relay(answer.status, answer.body, answered)
+                text = answer.body.decode()
+            else:
+                assert served.scorer is not None
+                if served.scorer.fast:
+                    output = served.scorer.score(translated.body)
+                else:
+                    from starlette.concurrency import run_in_threadpool
+
+                    output = await asyncio.wait_for(
+                        run_in_threadpool(served.scorer.score, translated.body), timeout=served.request_timeout_s
+                    )
+                text = json.dumps(output)
+        except asyncio.TimeoutError:
+            self.metrics.observe(name, time.perf_counter() - started, error=True)
+            served.log.warning("request %s took longer than %g s", request_id, served.request_timeout_s)
+            message = f"The model took longer than {served.request_timeout_s:g} s (request_timeout)."
+            return wire.refuse(504, message, named_header)
+        except MlopsError as exc:
+            self.metrics.observe(name, time.perf_counter() - started, error=True)
+            if exc.http_status >= 500:
+                served.log.error("request %s failed: %s", request_id, exc.message)
+            return wire.refuse(exc.http_status, exc.message, named_header)
+        except Exception as exc:  # the model failed: report it, keep serving
+            served.log.exception("request %s failed", request_id)
+            self.metrics.observe(name, time.perf_counter() - started, error=True)
+            return wire.refuse(500, f"The model failed: {type(exc).__name__}: {exc}", named_header)
+        self.metrics.observe(name, time.perf_counter() - started, error=False)
+        if served.collect and self.collector is not None:
+            # a body a protocol translated is JSON made here; else as the scorer proved it
+            json_body = translated.body is not body or (served.scorer is not None and served.scorer.json_body)
+            self.collector.add(name, translated.body, text, request_id, json_body=json_body)
+        if not named and table.mirror and random.random() * 100 < table.mirror[1]:
+            mirrored = table.served[table.mirror[0]]
+            threading.Thread(target=self._shadow, args=(mirrored, translated.body), daemon=True).start()
+        try:
+            return wire.answer(output, text, served, translated, answered)
+        except MlopsError as exc:  # the answer cannot take the shape the request asked for
+            return wire.refuse(exc.http_status, exc.message, answered)
+        except (TypeError, ValueError) as exc:  # what the model answered does not make the protocol's answer
+            served.log.error("request %s: the answer does not fit the protocol: %s", request_id, exc)
+            return wire.refuse(500, f"The model's answer does not fit the protocol: {exc}"[:500], answered)
+
     def app(self) -> Any:
         from starlette.applications import Starlette
-        from starlette.concurrency import run_in_threadpool
         from starlette.exceptions import HTTPException
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse, PlainTextResponse, Response
+        from starlette.responses import JSONResponse, PlainTextResponse
         from starlette.routing import Route
 
-        from jupyter_mlops.deploy.scoring import json_content_type
+        from jupyter_mlops.deploy.protocols import invocations, v2
+        from jupyter_mlops.deploy.protocols.wire import Wire
 
-        def error(
-            status: int, message: str, deployment: str | None = None, headers: dict[str, str] | None = None
-        ) -> Response:
-            headers = {**(headers or {}), **({DEPLOYMENT_HEADER: deployment} if deployment else {})}
-            return JSONResponse({"message": message}, status_code=status, headers=headers or None)
+        wire = Wire()
 
         async def score(request: Request) -> Response:
-            """POST /score. The body is refused with 413 past the deployment's ``max_body_bytes``, with 408 when it
-            has not arrived whole within the body timeout (``MLOPS_BODY_TIMEOUT_S`` in the environment of the
-            router or deployment process when it starts, default 30 s: one setting for every deployment it
-            serves, as it guards the connection rather than the model), with 415 when its declared Content-Type is
-            not JSON (``application/json`` with any parameters, ``application/*+json``; none declared, or urllib's
-            and curl's default ``application/x-www-form-urlencoded``, is read as JSON) unless a scoring script
-            reads it, and with 400 when it is not what the model takes."""
-            table = self.table
-            if table.auth_key is not None:
-                given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {table.auth_key}".encode()):
-                    return error(401, "Missing or wrong key: send 'Authorization: Bearer KEY'.")
-            named = request.headers.get(DEPLOYMENT_HEADER)
-            name = named or table.pick()
-            if name is None:
-                return error(503, "No deployment receives traffic: set the endpoint's traffic.")
-            served = table.served.get(name)
-            if served is None:
-                return error(404, f"No deployment named {name!r}; deployments: {', '.join(table.served) or 'none'}.")
-            headers = request.headers
-            content_type = headers.get("content-type")
-            # a deployment process (upstream) judges for itself: it may run a script
-            if served.scorer is not None and served.scorer.json_only and not json_content_type(content_type):
-                return error(415, f"Send JSON (Content-Type: application/json), not {content_type}.", name)
-            too_large = f"The body is larger than {served.max_body_bytes} bytes (the deployment's max_body_bytes)."
-            declared = headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > served.max_body_bytes):
-                status = 413 if declared.isdigit() else 400
-                return error(status, too_large if status == 413 else "Content-Length is not a number.", name, CLOSE)
-            body = await self.read_body(request, served.max_body_bytes)
-            if isinstance(body, tuple):  # not read whole
-                return error(body[0], body[1] or too_large, name, CLOSE)
-            request_id = (headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex())[:128]
-            started = time.perf_counter()
-            try:
-                if served.upstream is not None:
-                    answer = await asyncio.wait_for(
-                        served.upstream.score(body, request_id, content_type), timeout=served.request_timeout_s
-                    )
-                    if answer.status != 200:
-                        self.metrics.observe(name, time.perf_counter() - started, error=True)
-                        headers = {DEPLOYMENT_HEADER: name, REQUEST_ID_HEADER: request_id}
-                        return Response(answer.body, answer.status, headers, media_type="application/json")
-                    text = answer.body.decode()
-                else:
-                    assert served.scorer is not None
-                    if served.scorer.fast:
-                        output = served.scorer.score(body)
-                    else:
-                        output = await asyncio.wait_for(
-                            run_in_threadpool(served.scorer.score, body), timeout=served.request_timeout_s
-                        )
-                    text = json.dumps(output)
-            except asyncio.TimeoutError:
-                self.metrics.observe(name, time.perf_counter() - started, error=True)
-                served.log.warning("request %s took longer than %g s", request_id, served.request_timeout_s)
-                return error(504, f"The model took longer than {served.request_timeout_s:g} s (request_timeout).", name)
-            except MlopsError as exc:
-                self.metrics.observe(name, time.perf_counter() - started, error=True)
-                if exc.http_status >= 500:
-                    served.log.error("request %s failed: %s", request_id, exc.message)
-                return error(exc.http_status, exc.message, name)
-            except Exception as exc:  # the model failed: report it, keep serving
-                served.log.exception("request %s failed", request_id)
-                self.metrics.observe(name, time.perf_counter() - started, error=True)
-                return error(500, f"The model failed: {type(exc).__name__}: {exc}", name)
-            self.metrics.observe(name, time.perf_counter() - started, error=False)
-            if served.collect and self.collector is not None:
-                json_body = served.scorer is not None and served.scorer.json_body
-                self.collector.add(name, body, text, request_id, json_body=json_body)
-            if not named and table.mirror and random.random() * 100 < table.mirror[1]:
-                mirrored = table.served[table.mirror[0]]
-                threading.Thread(target=self._shadow, args=(mirrored, body), daemon=True).start()
-            return Response(
-                text, media_type="application/json", headers={DEPLOYMENT_HEADER: name, REQUEST_ID_HEADER: request_id}
-            )
+            """POST /score: MLflow's JSON bodies (see ``handle``); 415 for a declared Content-Type that is not JSON
+            (``application/json`` with any parameters, ``application/*+json``; none declared, or urllib's and
+            curl's default ``application/x-www-form-urlencoded``, is read as JSON) unless a scoring script reads
+            it."""
+            return await self.handle(request, wire)
 
         async def health(_: Request) -> Response:
             return JSONResponse({"status": "ok"})
@@ -323,23 +357,29 @@ class ScoringApp:
         async def ready(_: Request) -> Response:
             table = self.table
             if table.version == 0:
-                return error(503, "Loading the deployments.")
+                return wire.refuse(503, "Loading the deployments.")
             return JSONResponse({"status": "ready", "deployments": sorted(table.served), "version": table.version})
 
         async def metrics(_: Request) -> Response:
             return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
         async def refused(request: Request, exc: Exception) -> Response:
-            """Starlette's own refusals (a wrong method: 405, an unknown path: 404) in JSON, as every other answer."""
+            """Starlette's own refusals (a wrong method: 405, an unknown path: 404) in the shape of the protocol
+            the path belongs to, as every other answer."""
             assert isinstance(exc, HTTPException)
+            path = request.url.path
             if exc.status_code == 405:
                 allowed = (exc.headers or {}).get("Allow", "")
-                message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}."
+                message = f"{request.method} is not allowed on {path}; allowed: {allowed}."
             elif exc.status_code == 404:
-                message = f"No {request.url.path} here: POST /score, GET /health, /ready or /metrics."
+                message = (
+                    f"No {path} here: POST /score, POST /invocations, POST /v2/models/NAME/infer, GET /health, "
+                    "/ready, /ping, /metrics, /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME[/ready]."
+                )
             else:
                 message = str(exc.detail)
-            return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
+            protocol = v2.WIRE if path.startswith("/v2") else invocations.WIRE if path == "/invocations" else wire
+            return protocol.refuse(exc.status_code, message, exc.headers)
 
         return Starlette(
             routes=[
@@ -347,6 +387,8 @@ class ScoringApp:
                 Route("/health", health, methods=["GET"]),
                 Route("/ready", ready, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
+                *invocations.routes(self),
+                *v2.routes(self),
             ],
             exception_handlers={HTTPException: refused},
         )

@@ -1,7 +1,10 @@
 """One deployment served on its own: the entrypoint of a container and of a deployment with its own environment.
 
 It serves the same app as an endpoint's router (``app.py``), with a fixed table of one deployment and no store:
-``python -m jupyter_mlops.deploy.serve --model-dir DIR [--scoring-script score.py] --port 8080``. The key the
+``python -m jupyter_mlops.deploy.serve --model-dir DIR [--scoring-script score.py] --port 8080``. It speaks every
+protocol an endpoint speaks: ``POST /score``, MLflow's ``POST /invocations`` and ``GET /ping``, and the Open
+Inference Protocol v2 with ``--name`` as the model's name (``/v2/models/NAME/infer``), so the packaged image
+answers KServe's and Triton's clients as the endpoint does. The key the
 router sends comes in the environment (``MLOPS_SERVE_KEY``), never on the command line. In a virtualenv that lacks
 the web server packages, ``--extra-path`` names a folder holding them; it goes last on ``sys.path``, so the
 environment's own packages win.
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.body_timeout_s is not None and not args.body_timeout_s > 0:
         parser().error("--body-timeout-s must be a positive number of seconds")
     service = ScoringApp(body_timeout_s=args.body_timeout_s)
+    service.endpoint = args.name  # v2's model name: /v2/models/NAME/infer (or NAME/NAME)
     served = Served(args.name, str(args.model_dir), scorer, False, args.request_timeout_s, args.max_body_bytes, None)
     service.table = Table(1, {args.name: served}, [(args.name, 100.0)], None, os.environ.get(KEY_ENV) or None)
     gc.freeze()  # the model and the app live as long as the process: keep them out of the collector's scans
