@@ -23,9 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops import snapshot
 from jupyter_mlops.exceptions import Cancelled, InvalidInput
-from jupyter_mlops.pipelines import execution, executors, kernels, steps, sweeps, tracking
-from jupyter_mlops.pipelines.records import PipelineRun, StepResult
-from jupyter_mlops.pipelines.tags import EXECUTOR_TAG, OUTPUT_KIND_TAG, OUTPUT_TAG, REUSED_FROM_TAG, TRIALS_ARTIFACT
+from jupyter_mlops.pipelines import execution, executors, gates, kernels, steps, sweeps, tracking
+from jupyter_mlops.pipelines.records import STEP_STATES, GateResult, PipelineRun, StepResult
+from jupyter_mlops.pipelines.tags import (
+    EXECUTOR_TAG,
+    OUTPUT_KIND_TAG,
+    OUTPUT_TAG,
+    REGISTERED_TAG,
+    REUSED_FROM_TAG,
+    TRIALS_ARTIFACT,
+)
 
 if TYPE_CHECKING:
     from jupyter_mlops.pipelines.spec import Pipeline, Step
@@ -49,6 +56,8 @@ class _StepState:
     error: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     trials: list[dict[str, Any]] | None = None  # a sweep step's trials table
+    registered: str | None = None  # NAME:VERSION registered from its output (by its original run when reused)
+    gate: GateResult | None = None
 
 
 class Runner:
@@ -162,10 +171,17 @@ class Runner:
         # kernels still shutting down finish on their threads; the result is already recorded
         pool.shutdown(wait=False)
         failed = [n for n, s in self.states.items() if s.state == "failed"]
-        status = "FAILED" if failed else "FINISHED"
+        gated = [n for n, s in self.states.items() if s.state == "gated"]
         # a step that failed before it had a run of its own (e.g. a missing input) keeps its reason here
         reasons = [f"{n}: {self.states[n].error}" if self.states[n].error else n for n in failed]
-        self._finish_parent(status, f"step(s) failed: {'; '.join(reasons)}" if failed else None)
+        if failed:
+            status, error = "FAILED", f"step(s) failed: {'; '.join(reasons)}"
+        elif gated:
+            status = "GATED"
+            error = "; ".join(f"{n}: {self.states[n].gate.summary()}" for n in gated)  # type: ignore[union-attr]
+        else:
+            status, error = "FINISHED", None
+        self._finish_parent(status, error)
         return self.record(status)
 
     def _finish_parent(self, status: str, error: str | None) -> None:
@@ -176,11 +192,12 @@ class Runner:
     def record(self, status: str) -> PipelineRun:
         steps = {
             name: StepResult(
-                status="skipped" if s.state not in FINAL[:4] else s.state,
+                status=s.state if s.state in STEP_STATES else "skipped",
                 run_id=s.run_id,
                 duration_s=None if s.duration_s is None else round(s.duration_s, 3),
                 outputs=dict(s.outputs),
                 trials=s.trials,
+                gate=s.gate,
             )
             for name, s in self.states.items()
         }
@@ -233,6 +250,9 @@ class Runner:
         error = self.states[name].error
         if state == "failed" and error:  # the reason belongs next to the state a person reads
             shown = f"failed ({error[:300]})"
+        gate = self.states[name].gate
+        if gate is not None and state in ("succeeded", "reused", "gated"):
+            shown = f"{state} ({gate.summary()[:300]})"
         self._events.put((name, shown))
 
     def _drain_events(self) -> None:
@@ -259,7 +279,7 @@ class Runner:
         for s in self.states.values():
             while s.state in ("launched", "executing") and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if s.run_id and s.state not in FINAL[:4]:
+            if s.run_id and s.state not in STEP_STATES:
                 with contextlib.suppress(Exception):
                     self.records.end_step(s.run_id, "killed", "KILLED")
 
@@ -326,12 +346,14 @@ class Runner:
         }
         s.run_id = self._create_child(step, key, inputs, tags, "reused")
         s.outputs = {k: str(p) for k, p in step.outputs.items()}
+        s.registered = previous.data.tags.get(REGISTERED_TAG)
         if step.sweep is not None:
             with contextlib.suppress(Exception):
                 s.trials = json.loads(self.records.artifact_text(previous.info.run_id, TRIALS_ARTIFACT))
+        passed = self._judge(s)
         s.duration_s = time.monotonic() - started
         self.records.end_step(s.run_id, "reused", "FINISHED")
-        self._set(step.name, "reused")
+        self._set(step.name, "reused" if passed else "gated")
         return True
 
     def _execute(
@@ -365,11 +387,24 @@ class Runner:
                 return kernel
             self.records.log_outputs(s.run_id, step)
             if step.register is not None:
-                self.records.register(s.run_id, step)
+                s.registered = self.records.register(s.run_id, step)
+            passed = self._judge(s)
+            # the step's run stays reusable ("succeeded"): a later run judges its figures again
             self.records.end_step(s.run_id, "succeeded", "FINISHED", None, s.duration_s)
             s.outputs = {k: str(p) for k, p in step.outputs.items()}
-            self._set(step.name, "succeeded")
+            self._set(step.name, "succeeded" if passed else "gated")
         return kernel
+
+    def _judge(self, s: _StepState) -> bool:
+        """A step's gate (True without one): its candidate is the version registered upstream in this run."""
+        gate = s.step.gate
+        if gate is None:
+            return True
+        assert s.run_id
+        candidates = [self.states[n].registered for n in (s.step.name, *sorted(self.pipeline.upstream(s.step.name)))]
+        candidate = next((c for c in candidates if c and c.rpartition(":")[0] == gate.model), None)
+        s.gate = self.records.call(gates.judge, self.ws, s.step, s.run_id, candidate)
+        return s.gate.passed
 
     def _papermill(
         self, s: _StepState, kernel: kernels.Kernel | None, inputs: dict[str, tuple[Path, str]], attempt: int

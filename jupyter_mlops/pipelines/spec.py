@@ -6,6 +6,7 @@ user can jump straight to what is wrong. Relative paths are relative to the spec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jupyter_mlops.exceptions import InvalidInput
+from jupyter_mlops.release.thresholds import Threshold, parse_thresholds
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -50,6 +52,16 @@ class SweepSpec(BaseModel):
     early_stop: EarlyStopSpec | None = None
 
 
+class GateSpec(BaseModel):
+    """A step's gate: limits on the figures of its ``metrics`` output (MLflow ``MetricThreshold`` options), absolute
+    or against the version of ``model`` holding the ``baseline`` alias (null: thresholds only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thresholds: dict[str, Any] = Field(min_length=1)
+    model: str | None = None  # default: the model the step or an upstream step registers
+    baseline: str | None = "champion"
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     notebook: str
@@ -61,6 +73,7 @@ class StepSpec(BaseModel):
     timeout: float | None = Field(None, gt=0)
     register_: RegisterSpec | None = Field(None, alias="register")  # `register` would shadow BaseModel's
     sweep: SweepSpec | None = None
+    gate: GateSpec | None = None
 
     @field_validator("parameters", "inputs", "outputs")
     @classmethod
@@ -93,6 +106,15 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A resolved gate: its rules, the model its candidate and baseline are versions of, and the baseline alias."""
+
+    rules: dict[str, Threshold]
+    model: str | None
+    baseline: str | None
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     notebook: Path
@@ -106,6 +128,7 @@ class Step:
     register: RegisterSpec | None
     depends_on: tuple[str, ...]
     sweep: SweepSpec | None = None
+    gate: Gate | None = None
 
 
 @dataclass
@@ -257,6 +280,8 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         return list(EarlyStopSpec.model_fields)
     if len(loc) >= 3 and loc[0] == "steps" and loc[-2] == "sweep":
         return list(SweepSpec.model_fields)
+    if len(loc) >= 3 and loc[0] == "steps" and loc[-2] == "gate":
+        return list(GateSpec.model_fields)
     if len(loc) >= 3 and loc[0] == "steps":
         return [f.alias or name for name, f in StepSpec.model_fields.items()]
     return list(PipelineSpec.model_fields)
@@ -362,6 +387,10 @@ def _resolve(spec: PipelineSpec, spec_path: Path, text: str, positions: _Positio
             f"the steps form a cycle: {' -> '.join(cycle)}; a step cannot use its own outputs, directly or not",
         ) from exc
     pipeline.steps = resolved  # in the spec's order; the runner follows the dependencies
+    for name, step in spec.steps.items():
+        if step.gate is not None:
+            gate = _gate(pipeline, name, step, spec_path, positions)
+            pipeline.steps[name] = dataclasses.replace(pipeline.steps[name], gate=gate)
     return pipeline
 
 
@@ -414,6 +443,43 @@ def _check_sweep(
         )
     if sweep.early_stop is not None and sweep.early_stop.target is None and sweep.early_stop.patience is None:
         raise error(("early_stop",), "set target (a metric value to reach), patience (trials without gain), or both")
+
+
+def _gate(pipeline: Pipeline, name: str, step: StepSpec, spec_path: Path, positions: _Positions) -> Gate:
+    """Check a step's ``gate:`` against the steps: a metrics output to read, rules MLflow understands, and the model
+    whose versions are compared (named, or the only one this step and its upstream steps register)."""
+    assert step.gate is not None
+    where = ("steps", name, "gate")
+
+    def error(keys: tuple[str, ...], message: str) -> InvalidInput:
+        return spec_error(spec_path, positions.line((*where, *keys)), ".".join((*where, *keys)), message)
+
+    if METRICS_OUTPUT not in step.outputs:
+        raise error(
+            (),
+            f"a gate reads its figures from the step's `{METRICS_OUTPUT}` output, a JSON object the notebook writes "
+            f"(e.g. outputs: {{{METRICS_OUTPUT}: metrics.json}}); declare that output",
+        )
+    try:
+        rules = parse_thresholds(step.gate.thresholds)
+    except InvalidInput as exc:
+        raise error(("thresholds",), str(exc)) from exc
+    model = step.gate.model
+    if model is None:
+        registered = sorted(
+            {s.register.name for s in (pipeline.steps[n] for n in {name, *pipeline.upstream(name)}) if s.register}
+        )
+        if len(registered) > 1:
+            raise error((), f"several models are registered upstream ({', '.join(registered)}): name one as `model:`")
+        model = registered[0] if registered else None
+    wants_baseline = any(r.min_absolute_change is not None or r.min_relative_change is not None for r in rules.values())
+    if model is None and step.gate.baseline is not None and wants_baseline:
+        raise error(
+            (),
+            f"comparing with the {step.gate.baseline} needs a model: register one in an upstream step or name it as "
+            "`model:` (or set `baseline: null` and use absolute thresholds only)",
+        )
+    return Gate(rules=rules, model=model, baseline=step.gate.baseline)
 
 
 def _input(key: str, ref: str, spec: PipelineSpec, folder: Path, spec_path: Path, line: int | None, step: str) -> Input:

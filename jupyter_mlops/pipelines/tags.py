@@ -23,6 +23,7 @@ VERSION_TAG = "mlops.pipeline.version"
 SPEC_PATH_TAG = "mlops.pipeline.spec_path"
 OPTION_TAG = "mlops.pipeline.option."  # + only / from / force
 RESUMED_TAG = "mlops.pipeline.resumed_from"
+GATED_TAG = "mlops.pipeline.gated"  # a finished run that a step's gate stopped: which gate, which metric, by how much
 STATES_TAG = "mlops.pipeline.steps"  # JSON: step -> state; pending/skipped from the start, final at the end
 # the runner process (a ProcessIdentity): a later look marks the run of a dead runner KILLED
 PID_TAG = "mlops.pipeline.pid"

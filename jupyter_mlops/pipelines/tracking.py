@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-FINAL_STATES = ("succeeded", "reused", "failed", "skipped", "killed")  # the runner's final step states
+FINAL_STATES = ("succeeded", "reused", "failed", "skipped", "killed", "gated")  # the runner's final step states
 
 
 def _serialized(method: _F) -> _F:
@@ -43,6 +43,13 @@ def _serialized(method: _F) -> _F:
             return method(self, *args, **kwargs)
 
     return cast(_F, one_at_a_time)
+
+
+def run_status(run: Any) -> str:
+    """A pipeline run's status: MLflow's, or GATED for a finished run that a step's gate stopped."""
+    if run.info.status == "FINISHED" and t.GATED_TAG in run.data.tags:
+        return "GATED"
+    return run.info.status
 
 
 def runner_identity(tags: Mapping[str, str]) -> ProcessIdentity | None:
@@ -169,7 +176,10 @@ class Tracker:
         """End the pipeline's run; never raises, it runs while the run is already failing or interrupted."""
         with contextlib.suppress(Exception), self._lock:
             self.ws.client.set_tag(self.run_id, t.STATES_TAG, json.dumps(states))
-            if error:
+            if status == "GATED":  # MLflow has no such status: a finished run, stopped by a gate
+                self.ws.client.set_tag(self.run_id, t.GATED_TAG, (error or "")[:5000])
+                status = "FINISHED"
+            elif error:
                 self.ws.client.set_tag(self.run_id, t.ERROR_TAG, error[:5000])
             _mlflow.terminate_run(self.ws.client, self.run_id, status)
 
@@ -261,8 +271,9 @@ class Tracker:
             else:
                 client.log_artifact(run_id, str(path), target)
 
-    def register(self, run_id: str, step: Step) -> None:
-        """Register the step's output as a model version, and note the version on the step's run."""
+    def register(self, run_id: str, step: Step) -> str:
+        """Register the step's output as a model version, and note the version (``NAME:VERSION``, returned) on
+        the step's run."""
         register = step.register
         assert register is not None
         output = register.output or next(iter(step.outputs))
@@ -272,6 +283,7 @@ class Tracker:
         uri = f"runs:/{run_id}/{t.OUTPUTS_ARTIFACT}/{output}"
         version = self.call(functools.partial(self.ws.models.register, uri, register.name, tags=tags))
         self.call(self.ws.client.set_tag, run_id, t.REGISTERED_TAG, f"{version.name}:{version.version}")
+        return f"{version.name}:{version.version}"
 
     # -- reading back (reuse) -------------------------------------------------------------------------------------
     @_serialized

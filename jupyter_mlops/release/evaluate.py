@@ -34,6 +34,7 @@ GATE_PASSED_TAG = "mlops.gate.passed"  # on the candidate version and on the run
 GATE_RUN_TAG = "mlops.gate.run_id"
 GATE_BASELINE_TAG = "mlops.gate.baseline"  # NAME:VERSION, or "none"
 GATE_AT_TAG = "mlops.gate.evaluated_at"
+GATE_METRIC_TAG = "mlops.gate.metric."  # + metric: a pipeline gate's figure on the version, for later candidates
 RUN_CANDIDATE_TAG = "mlops.gate.candidate"  # on the run: which version it gates
 RUN_FAILURES_TAG = "mlops.gate.failures"
 VERDICT_ARTIFACT = "verdict.json"
@@ -116,7 +117,17 @@ def evaluate(
         except BaseException as exc:
             _note_failure(ws, run_id, exc)
             raise
-    _tag_candidate(ws, record)
+    tag_version(
+        ws,
+        record.model,
+        record.version,
+        passed=record.passed,
+        run_id=record.run_id,
+        baseline=record.baseline,
+        baseline_alias=record.baseline_alias,
+        evaluated_at=record.evaluated_at,
+        failures=record.failures,
+    )
     return record
 
 
@@ -394,31 +405,46 @@ def _note_failure(ws: Workspace, run_id: str, exc: BaseException) -> None:
         ws.client.set_tag(run_id, "mlops.error", f"{type(exc).__name__}: {exc}"[:5000])
 
 
-def _tag_candidate(ws: Workspace, record: Evaluation) -> None:
-    """The verdict on the version (what promotion reads), inside the model's guard, then the event."""
+def tag_version(
+    ws: Workspace,
+    model: str,
+    version: int,
+    *,
+    passed: bool,
+    run_id: str,
+    baseline: str | None,
+    baseline_alias: str | None,
+    evaluated_at: datetime,
+    failures: list[str],
+    metrics: Mapping[str, float] | None = None,
+) -> None:
+    """A gate's verdict on the version (what promotion reads), inside the model's guard, then the event. Used by
+    ``evaluate`` and by a pipeline step's ``gate:``; ``metrics`` are kept on the version as the figures a later
+    candidate is compared with."""
     tags = {
-        GATE_PASSED_TAG: str(record.passed).lower(),
-        GATE_RUN_TAG: record.run_id,
-        GATE_BASELINE_TAG: record.baseline or "none",
-        GATE_AT_TAG: record.evaluated_at.isoformat(),
+        GATE_PASSED_TAG: str(passed).lower(),
+        GATE_RUN_TAG: run_id,
+        GATE_BASELINE_TAG: baseline or "none",
+        GATE_AT_TAG: evaluated_at.isoformat(),
+        **{f"{GATE_METRIC_TAG}{name}": repr(float(value)) for name, value in (metrics or {}).items()},
     }
-    with ws.models.guard(record.model), _mlflow.translated_errors(f"tagging {record.candidate}"):
+    with ws.models.guard(model), _mlflow.translated_errors(f"tagging {model}:{version}"):
         for key, value in tags.items():
-            ws.client.set_model_version_tag(record.model, str(record.version), key, value)
+            ws.client.set_model_version_tag(model, str(version), key, value)
     ws.events.emit(
         "model.evaluated",
-        f"models/{record.model}/versions/{record.version}",
+        f"models/{model}/versions/{version}",
         {
-            "modelName": record.model,
-            "modelVersion": str(record.version),
-            "passed": record.passed,
-            "runId": record.run_id,
-            "baseline": record.baseline,
-            "baselineAlias": record.baseline_alias,
-            "evaluatedBy": record.evaluated_by,
-            "failures": record.failures,
+            "modelName": model,
+            "modelVersion": str(version),
+            "passed": passed,
+            "runId": run_id,
+            "baseline": baseline,
+            "baselineAlias": baseline_alias,
+            "evaluatedBy": current_user(),
+            "failures": failures,
         },
     )
 
 
-__all__ = ["EVALUATION_EXPERIMENT", "GATE_PASSED_TAG", "GATE_RUN_TAG", "compare", "evaluate"]
+__all__ = ["EVALUATION_EXPERIMENT", "GATE_PASSED_TAG", "GATE_RUN_TAG", "compare", "evaluate", "tag_version"]

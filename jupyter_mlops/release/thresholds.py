@@ -43,6 +43,17 @@ GREATER_IS_BETTER = {
     "root_mean_squared_error": False,
     "max_error": False,
     "mean_absolute_percentage_error": False,
+    # the short names notebooks write into a pipeline step's metrics output
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "auc": True,
+    "r2": True,
+    "loss": False,
+    "mae": False,
+    "mse": False,
+    "rmse": False,
 }
 # What MLflow's default evaluator can produce per model type (binary and multiclass classifiers differ).
 METRICS = {
