@@ -268,7 +268,8 @@ def exit_summary(started: Launch, returncode: int | None = None) -> str:
 
     exceeded = memory_exceeded(started.resources, returncode, tail(started))
     if exceeded:
-        return f"{exceeded} at start: give it more memory (resources={{'memory': ...}})"
+        limit = exceeded.split(": ", 1)[0]  # its log's end follows
+        return f"{limit} at start: give it more memory (resources={{'memory': ...}})"
     return "exited at start"
 
 
