@@ -182,7 +182,9 @@ class ModelRegistry:
     ):
         client = self.ws.client
         created_model = False
-        with _mlflow.translated_errors(f"registering a version of {name!r}"):
+        # a remote registry's client logs "Waiting up to 300 seconds..." at INFO for every version
+        waiting = _mlflow.quiet("mlflow.store.model_registry.abstract_store")
+        with _mlflow.translated_errors(f"registering a version of {name!r}"), waiting:
             if name not in self._known_models:
                 created_model = self._ensure_model(name)
             try:

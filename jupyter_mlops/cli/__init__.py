@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from jupyter_mlops.cli import (
     audit,
+    ci,
     datasets,
     endpoints,
     environments,
@@ -52,6 +53,7 @@ COMMAND_GROUPS: tuple[Callable[[Commands], None], ...] = (
     events.add_commands,
     monitors.add_commands,
     pipelines.add_commands,
+    ci.add_commands,
 )
 
 

@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
 
 
-def _print_progress(step: str, state: str) -> None:
+def print_progress(step: str, state: str) -> None:
     print(f"[pipeline] {step}: {state}", file=sys.stderr, flush=True)
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops a run like Ctrl-C does, so the run is marked KILLED rather than left RUNNING."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -46,7 +46,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def _interrupted() -> Iterator[None]:
+def interrupted() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as exc:
@@ -66,7 +66,7 @@ def pipeline_run(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
 
     parameters = {k: yaml.safe_load(v) if v else v for k, v in pairs(a.param, "parameter").items()}
-    with _sigterm_as_interrupt(), _interrupted():
+    with sigterm_as_interrupt(), interrupted():
         record = pipelines.run(
             a.spec,
             parameters=parameters,
@@ -77,7 +77,7 @@ def pipeline_run(ws: Workspace, a: argparse.Namespace) -> Result:
             executor=a.executor,
             scheduler=a.scheduler,
             workspace=ws,
-            progress=_print_progress,
+            progress=print_progress,
         )
     return _outcome(record)
 
@@ -85,14 +85,14 @@ def pipeline_run(ws: Workspace, a: argparse.Namespace) -> Result:
 def pipeline_resume(ws: Workspace, a: argparse.Namespace) -> Result:
     from jupyter_mlops import pipelines
 
-    with _sigterm_as_interrupt(), _interrupted():
+    with sigterm_as_interrupt(), interrupted():
         record = pipelines.resume(
             a.run_id,
             max_parallel=a.max_parallel,
             executor=a.executor,
             scheduler=a.scheduler,
             workspace=ws,
-            progress=_print_progress,
+            progress=print_progress,
         )
     return _outcome(record)
 

@@ -26,6 +26,19 @@ class MetricResult(Record):
     passed: bool | None = None  # None: no threshold on this metric
 
 
+def metric_table(metrics: dict[str, MetricResult]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a gate's side-by-side table (thresholded metrics first), as text cells."""
+    header = ["metric", "baseline", "candidate", "change", "threshold", "result"]
+    rows = []
+    for name in sorted(metrics, key=lambda m: metrics[m].threshold is None):
+        m = metrics[name]
+        result = "" if m.passed is None else ("pass" if m.passed else "FAIL")
+        rows.append(
+            [name, _num(m.baseline), _num(m.candidate), _num(m.change, signed=True), _rule(m.threshold), result]
+        )
+    return header, rows
+
+
 @dataclass(frozen=True)
 class Evaluation(Record):
     """The verdict of an evaluation gate, recorded as one MLflow run and as tags on the candidate version."""
@@ -55,16 +68,7 @@ class Evaluation(Record):
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         """Header and rows of the side-by-side table: thresholded metrics first."""
-        header = ["metric", "baseline", "candidate", "change", "threshold", "result"]
-        order = sorted(self.metrics, key=lambda m: self.metrics[m].threshold is None)
-        rows = []
-        for name in order:
-            m = self.metrics[name]
-            result = "" if m.passed is None else ("pass" if m.passed else "FAIL")
-            rows.append(
-                [name, _num(m.baseline), _num(m.candidate), _num(m.change, signed=True), _rule(m.threshold), result]
-            )
-        return header, rows
+        return metric_table(self.metrics)
 
     def __str__(self) -> str:
         header, rows = self.table()
