@@ -382,13 +382,13 @@ class ScoringApp:
             return protocol.refuse(exc.status_code, message, exc.headers)
 
         return Starlette(
-            routes=[
+            routes=[  # the scoring routes first: each request is matched against the routes in turn
                 Route("/score", score, methods=["POST"]),
+                *v2.routes(self),
+                *invocations.routes(self),
                 Route("/health", health, methods=["GET"]),
                 Route("/ready", ready, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
-                *invocations.routes(self),
-                *v2.routes(self),
             ],
             exception_handlers={HTTPException: refused},
         )

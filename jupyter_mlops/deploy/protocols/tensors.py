@@ -16,7 +16,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_mlops.deploy.scoring import parse_json
 from jupyter_mlops.exceptions import InvalidInput
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -38,6 +37,26 @@ NUMPY = {
 }
 INTEGERS = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 FLOATS = {"FP16", "FP32", "FP64"}
+
+
+class RawFloat(str):
+    """A JSON number with a fraction or an exponent, kept as its text: written into ``/score``'s body as it came,
+    since formatting floats back into JSON costs more than the rest of the translation."""
+
+    __slots__ = ()
+
+
+DECODER = json.JSONDecoder(parse_float=RawFloat)  # built once: json.loads with an argument builds one per call
+
+
+def _parse(body: bytes) -> Any:
+    """The body's JSON, numbers with a fraction kept as ``RawFloat``; what the parser refuses is the caller's
+    error (as ``scoring.parse_json``)."""
+    try:
+        return DECODER.decode(body.decode())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInput(f"The request body is not valid JSON: {reason}."[:500]) from exc
 
 
 @dataclass
@@ -70,7 +89,7 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
                 f"JSON header at the start of the body ({len(body)} bytes)."
             )
         body, blobs = body[: int(header_length)], body[int(header_length) :]
-    payload = parse_json(body)
+    payload = _parse(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
         raise InvalidInput('Send {"inputs": [{"name": ..., "datatype": ..., "shape": [...], "data": [...]}, ...]}.')
     parameters = payload.get("parameters") or {}
@@ -139,32 +158,16 @@ def _flat(data: Any, dims: int, name: str) -> list[Any]:
     return data
 
 
+ALLOWED = {"BOOL": ({bool}, "true or false"), "BYTES": ({str}, "strings")}
+ALLOWED |= {datatype: ({int}, "integers") for datatype in INTEGERS}
+ALLOWED |= {datatype: ({int, float, RawFloat}, "numbers") for datatype in FLOATS}
+
+
 def _check_values(data: list[Any], datatype: str, name: str) -> None:
-    if datatype == "BOOL":
-        good = all(v is True or v is False for v in data)
-        want = "true or false"
-    elif datatype in INTEGERS:
-        good = all(type(v) is int for v in data)
-        want = "integers"
-    elif datatype in FLOATS:
-        good = all(type(v) is float or type(v) is int for v in data)
-        want = "numbers"
-    else:
-        good = all(type(v) is str for v in data)
-        want = "strings"
-    if not good:
-        wrong = next(v for v in data if not _fits(v, datatype))
+    allowed, want = ALLOWED[datatype]
+    if not set(map(type, data)) <= allowed:  # type(), not isinstance: a JSON boolean is no number
+        wrong = next(v for v in data if type(v) not in allowed)
         raise InvalidInput(f"Input {name!r} is {datatype}: its data must be {want}, not {json.dumps(wrong)[:40]}.")
-
-
-def _fits(value: Any, datatype: str) -> bool:
-    if datatype == "BOOL":
-        return value is True or value is False
-    if datatype in INTEGERS:
-        return type(value) is int
-    if datatype in FLOATS:
-        return type(value) in (int, float)
-    return type(value) is str
 
 
 def _from_binary(blob: bytes, datatype: str, count: int, name: str) -> list[Any]:
@@ -203,11 +206,11 @@ def to_body(inputs: list[Tensor], columns: list[str] | None) -> bytes:
         tensor = inputs[0]
         column = columns is not None and (tensor.name in columns or len(columns) == 1) and _is_column(tensor.shape)
         if column and columns is not None and tensor.name not in columns:
-            return json.dumps({"inputs": [[v] for v in tensor.data]}).encode()
+            return b'{"inputs": ' + _dump([[v] for v in tensor.data]).encode() + b"}"
         if not column:
             if len(tensor.shape) >= 2:
-                return json.dumps({"inputs": _nest(tensor.data, tensor.shape)}).encode()
-            return json.dumps({"inputs": [tensor.data]}).encode()
+                return b'{"inputs": ' + _dump(_nest(tensor.data, tensor.shape)).encode() + b"}"
+            return b'{"inputs": [' + _dump(tensor.data).encode() + b"]}"
     for tensor in inputs:
         if not _is_column(tensor.shape):
             raise InvalidInput(
@@ -224,7 +227,19 @@ def to_body(inputs: list[Tensor], columns: list[str] | None) -> bytes:
         inputs = sorted(inputs, key=lambda t: columns.index(t.name))
         names = list(columns)
     data = [list(row) for row in zip(*(t.data for t in inputs), strict=True)]
-    return json.dumps({"dataframe_split": {"columns": names, "data": data}}).encode()
+    return f'{{"dataframe_split": {{"columns": {json.dumps(names)}, "data": {_dump(data)}}}}}'.encode()
+
+
+def _dump(value: Any) -> str:
+    """JSON of nested lists of values, a ``RawFloat`` written as it came."""
+    if type(value) is not list:
+        return value if type(value) is RawFloat else json.dumps(value)
+    kinds = set(map(type, value))
+    if kinds == {RawFloat}:  # the common case, at C speed
+        return "[" + ", ".join(value) + "]"
+    if RawFloat not in kinds and list not in kinds:
+        return json.dumps(value)
+    return "[" + ", ".join(map(_dump, value)) + "]"
 
 
 def _is_column(shape: list[int]) -> bool:
@@ -322,6 +337,34 @@ def write_response(
         "content-type": "application/octet-stream",
         "Inference-Header-Content-Length": str(len(header)),
     }
+
+
+SCALARS = ({int}, {float}, {int, float}, {bool}, {str})
+PREFIX = '{"predictions": '
+
+
+def flat_response(
+    model: str, version: str | None, request: InferRequest, predictions: Any, text: str, described: list[Any]
+) -> bytes | None:
+    """The common answer, written without building tensors: one flat list of predictions, in JSON, all outputs
+    asked for; its ``data`` is the model's answer ``text`` as it was written. None when another shape is due."""
+    if request.outputs is not None or request.parameters.get("binary_data_output") is True:
+        return None
+    if type(predictions) is not list or not predictions or not text.startswith(PREFIX):
+        return None
+    kinds = set(map(type, predictions))
+    if kinds not in SCALARS:
+        return None
+    spec = described[0] if len(described) == 1 else None
+    name = spec.name if spec else "predictions"
+    datatype = _datatype(predictions, spec.datatype if spec else None)
+    head = f'{{"model_name": {json.dumps(model)}'
+    if version is not None:
+        head += f', "model_version": {json.dumps(version)}'
+    if request.id is not None:
+        head += f', "id": {json.dumps(request.id)}'
+    tensor = f'{{"name": {json.dumps(name)}, "datatype": "{datatype}", "shape": [{len(predictions)}], "data": '
+    return f'{head}, "outputs": [{tensor}{text[len(PREFIX) : -1]}}}]}}'.encode()
 
 
 def _to_binary(tensor: Tensor) -> bytes:

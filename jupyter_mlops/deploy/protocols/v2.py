@@ -61,9 +61,14 @@ class V2Wire(Wire):
             output = json.loads(text)
         predictions = output.get("predictions", output) if isinstance(output, dict) else output
         description = self.service.descriptions.get(_key(served), UNKNOWN)
-        outputs = tensors.to_outputs(predictions, description.outputs)
         version = self.version or _version(served)
-        body, extra = tensors.write_response(self.model, version, translated.context, outputs)
+        request = translated.context
+        if isinstance(output, dict) and len(output) == 1 and predictions is not output:
+            fast = tensors.flat_response(self.model, version, request, predictions, text, description.outputs)
+            if fast is not None:
+                return Response(fast, media_type="application/json", headers=headers)
+        outputs = tensors.to_outputs(predictions, description.outputs)
+        body, extra = tensors.write_response(self.model, version, request, outputs)
         media_type = extra.pop("content-type")
         return Response(body, media_type=media_type, headers={**headers, **extra})
 
@@ -188,8 +193,8 @@ def routes(service: ScoringApp) -> list[Route]:
         )
 
     return [
+        Route("/v2/models/{path:path}", models, methods=["GET", "POST"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server, methods=["GET"]),
-        Route("/v2/models/{path:path}", models, methods=["GET", "POST"]),
     ]
