@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "audit",
     "batch",
+    "compare",
     "convert_to_onnx",
     "datasets",
     "default_workspace",
@@ -158,6 +159,14 @@ def _evaluate(
     )
 
 
+def _compare(a: str, b: str, *, unchanged: bool = False, workspace: Workspace | None = None) -> Any:
+    """What differs between two versions (``churn:3``, ``churn@champion``; ``b`` may be a bare number): parameters,
+    metrics, training data (digests, profiles), packages, git commits and diff, and the training notebooks cell by
+    cell; one report in a notebook, aligned text in a terminal, ``.to_dict()`` for scripts. ``unchanged=True``
+    lists what is the same too."""
+    return (workspace or default_workspace()).release.compare(a, b, unchanged=unchanged)
+
+
 def convert_to_onnx(model: str, sample: Any, *, tolerance: float = 1e-4, workspace: Workspace | None = None) -> Any:
     """Convert ``NAME:VERSION`` to ONNX, prove parity on ``sample``, and register it as a new version."""
     from jupyter_mlops.deploy.onnx import convert_to_onnx as _convert
@@ -181,7 +190,7 @@ def package(model: str, *, out: str, workspace: Workspace | None = None, **optio
 # ``jupyter_mlops.datasets`` was imported. The feature packages (environments, events, pipelines) are the packages
 # themselves: their verbs run on the default workspace, or on ``workspace=``, as ``ws.X`` does.
 _SERVICES = ("batch", "datasets", "endpoints", "models", "monitors", "runs")
-_VERBS = {"audit": _audit, "evaluate": _evaluate, "explain": _explain, "lineage": _lineage}
+_VERBS = {"audit": _audit, "compare": _compare, "evaluate": _evaluate, "explain": _explain, "lineage": _lineage}
 _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",

@@ -19,6 +19,7 @@ def test_all_is_exactly_the_public_surface():
         "__version__",
         "audit",
         "batch",
+        "compare",
         "convert_to_onnx",
         "datasets",
         "default_workspace",

@@ -1,5 +1,5 @@
 """``jupyter mlops models …``: the model registry (register, list, tag, alias, archive, delete, ONNX) and its
-release gates (evaluate, approvals, promote, history)."""
+release gates (evaluate, compare, approvals, promote, history)."""
 
 from __future__ import annotations
 
@@ -98,6 +98,11 @@ def models_evaluate(ws: Workspace, a: argparse.Namespace) -> Result:
     return result(gate.to_dict(), str(gate), exit_code=0 if gate.passed else 1)
 
 
+def models_compare(ws: Workspace, a: argparse.Namespace) -> Result:
+    report = ws.models.compare(a.a, a.b, unchanged=a.all)
+    return result(report.to_dict(), str(report))
+
+
 def _literal(text: str) -> object:
     """``true``, ``3``, ``0.5`` as JSON reads them; anything else stays a string (``pos_label=yes``)."""
     import json
@@ -184,6 +189,10 @@ def add_commands(commands: Commands) -> None:
     p.add_argument(
         "--evaluator-config", action="append", metavar="KEY=VALUE", help="MLflow's evaluator option, e.g. pos_label=1"
     )
+    p = command(models, "compare", models_compare, "what differs between two versions: params, data, code, notebook")
+    p.add_argument("a", help="NAME:VERSION or NAME@ALIAS")
+    p.add_argument("b", help="NAME:VERSION, NAME@ALIAS, or a version number of the same model")
+    p.add_argument("--all", action="store_true", help="also list what is the same (parameters, metrics, packages)")
     for verb, text, help in (
         ("request-approval", "reason", "ask for a version's approval (PendingApproval)"),
         ("approve", "comment", "approve a pending version"),

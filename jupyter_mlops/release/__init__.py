@@ -5,6 +5,7 @@ policy.
     ws.models.request_approval("churn", 4, reason="beats champion on May data")
     ws.models.approve("churn", 4, comment="looked at the confusion matrix")  # someone else, under four-eyes
     ws.models.promote("churn", 4, alias="champion", reason="May retrain")   # checked and moved in one step
+    ws.models.compare("churn:3", "churn:4")   # params, metrics, data, packages, code and notebook cells
 
 ``ws.release`` is the service; ``ws.models`` reaches its verbs (:data:`VERBS`) too.
 """
@@ -25,10 +26,22 @@ from jupyter_mlops.release.records import (
 )
 
 if TYPE_CHECKING:
+    from jupyter_mlops.release.comparison import Comparison
     from jupyter_mlops.workspace import Workspace
 
 # The verbs ``ws.models`` delegates here (``ws.models.promote(...)`` is ``ws.release.promote(...)``).
-VERBS = ("evaluate", "approval", "request_approval", "approve", "reject", "promote", "history")
+VERBS = (
+    "evaluate",
+    "compare",
+    "approval",
+    "request_approval",
+    "approve",
+    "reject",
+    "promote",
+    "history",
+    "policy",
+    "set_policy",
+)
 
 
 class Release:
@@ -62,6 +75,13 @@ class Release:
             model_type=model_type,
             evaluator_config=evaluator_config,
         )
+
+    def compare(self, a: str, b: str, *, unchanged: bool = False) -> Comparison:
+        """What differs between two versions (parameters, metrics, training data, environment, code, notebook);
+        see :func:`jupyter_mlops.release.compare.compare`."""
+        from jupyter_mlops.release.compare import compare
+
+        return compare(self.ws, a, b, unchanged=unchanged)
 
     def approval(self, name: str, version: int | str) -> Approval:
         """The approval state of a version (``status`` None: nobody asked)."""
