@@ -110,6 +110,9 @@ async def test_every_get_route_serves_exactly_the_spec(jp_fetch, ws, registered,
             "/models": ("models",),
             "/models/{name}": ("models", "churn"),
             "/models/{name}/versions/{version}": ("models", "churn", "versions", "1"),
+            "/models/{name}/release": ("models", "churn", "release"),
+            "/models/{name}/compare": ("models", "churn", "compare", {"a": "1", "b": "2", "unchanged": "true"}),
+            "/models/{name}/versions/{version}/release": ("models", "churn", "versions", "1", "release"),
             "/runs": ("runs",),
             "/runs/{run_id}": ("runs", job.run_id),
             "/runs/{run_id}/code": ("runs", cell_job.run_id, "code"),
@@ -124,7 +127,8 @@ async def test_every_get_route_serves_exactly_the_spec(jp_fetch, ws, registered,
         }
         assert set(routes) == _json_get_paths(spec), "a GET route of openapi.yaml is not checked here"
         for path, parts in routes.items():
-            code, body = await fetch(jp_fetch, *parts)
+            params = parts[-1] if isinstance(parts[-1], dict) else {}
+            code, body = await fetch(jp_fetch, *(p for p in parts if isinstance(p, str)), params=params)
             assert code == 200, (path, body)
             errors = [
                 f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in _validator(spec, path).iter_errors(body)

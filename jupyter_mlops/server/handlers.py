@@ -439,13 +439,16 @@ def _sse(event: m.CloudEvent) -> str:
     return f"id: {event.id}\ndata: {event.model_dump_json()}\n\n"
 
 
-# -- the route table --------------------------------------------------------------------------------------------------
+# -- the route table: the release gates' handlers derive from MlopsHandler, so they are imported once it exists ----
+from jupyter_mlops.server.release_handlers import ROUTES as RELEASE_ROUTES  # noqa: E402
+
 ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("models", ModelsHandler),
     ("models/{name}", ModelHandler),
     ("models/{name}/versions", ModelVersionsHandler),
     ("models/{name}/versions/{version}", ModelVersionHandler),
     ("models/{name}/aliases/{alias}", ModelAliasHandler),
+    *RELEASE_ROUTES,
     ("runs", RunsHandler),
     ("runs/{run_id}", RunHandler),
     ("runs/{run_id}/code", RunCodeHandler),

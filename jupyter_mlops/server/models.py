@@ -22,6 +22,8 @@ from jupyter_mlops.events.envelope import EVENT_TYPES, Event
 from jupyter_mlops.monitoring.monitors import Monitor, MonitorRun
 from jupyter_mlops.pipelines.records import PipelineInfo, PipelineRunInfo
 from jupyter_mlops.records import ModelVersion, RegisteredModel, Run
+from jupyter_mlops.release.comparison import Comparison
+from jupyter_mlops.release.records import Approval, Promotion
 from jupyter_mlops.run_code import RunCode
 
 IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -140,6 +142,20 @@ CloudEvent = record_model(
 )
 
 
+ApprovalOut = record_model(
+    Approval,
+    "ApprovalOut",
+    notes={"status": "PendingApproval, Approved or Rejected; null: nobody asked"},
+)
+PromotionOut = record_model(Promotion, "PromotionOut", notes={"moved": "False: the alias already pointed there"})
+ComparisonOut = record_model(
+    Comparison,
+    "ComparisonOut",
+    doc="What differs between two versions: each list holds what differs (with ?unchanged=true also what does not).",
+    notes={"same": "Per section (params, metrics, data, packages), how many entries are the same"},
+)
+
+
 # -- what only the REST face has ------------------------------------------------------------------------------------
 class ModelVersionList(BaseModel):
     versions: list[ModelVersionOut]
@@ -157,6 +173,29 @@ class DeletedVersions(BaseModel):
 
 class RunList(BaseModel):
     runs: list[RunOut]
+
+
+class GateOut(BaseModel):
+    """The evaluation gate's verdict on a version, from the tags the gate set."""
+
+    verdict: Literal["passed", "failed", "none"] = Field(description="none: no gate ran on it")
+    run_id: str | None = Field(description="The evaluation run (or pipeline step) that judged it")
+    baseline: str | None = Field(description="NAME:VERSION it was compared with; null without a baseline")
+    evaluated_at: str | None = None
+
+
+class ReleaseStateOut(BaseModel):
+    """Where a version stands on its way to a protected alias: the gate's verdict and the approval."""
+
+    model: str
+    version: int
+    aliases: list[str]
+    gate: GateOut
+    approval: ApprovalOut
+
+
+class ReleaseStateList(BaseModel):
+    versions: list[ReleaseStateOut]
 
 
 class ErrorOut(BaseModel):
@@ -246,6 +285,27 @@ class DeployRequest(RequestModel):
         default=None,
         description='Per instance: {"cpu": 2 or "500m", "memory": "2Gi", "gpu": 0, 1, ... or "prefer"}',
     )
+
+
+class ApprovalRequest(RequestModel):
+    reason: str | None = Field(default=None, max_length=5000, description="Why it should be approved")
+
+
+class DecisionRequest(RequestModel):
+    comment: str | None = Field(default=None, max_length=5000, description="What the reviewer looked at")
+
+
+class PromoteRequest(RequestModel):
+    alias: str = Field(default="champion", min_length=1, max_length=255)
+    reason: str | None = Field(default=None, max_length=5000, description="Why (kept in the event log)")
+
+
+class CompareQuery(RequestModel):
+    a: str = Field(
+        min_length=1, max_length=300, description="A version number of the model, or NAME:VERSION, NAME@ALIAS"
+    )
+    b: str = Field(min_length=1, max_length=300, description="The version to compare with (a number, or a reference)")
+    unchanged: bool = Field(default=False, description="Also list what is the same")
 
 
 class RunsQuery(RequestModel):
