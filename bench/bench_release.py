@@ -29,6 +29,7 @@ logging.getLogger("mlflow").setLevel(logging.ERROR)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jupyter_mlops as mlops  # noqa: E402
+from jupyter_mlops.release.evaluate import DEFAULT_EVALUATOR_CONFIG  # noqa: E402
 
 FEATURES = 8
 TARGET = 1.2  # mlops.evaluate takes at most this many times as long as the hand-written gate
@@ -68,7 +69,14 @@ def main() -> int:
 
         def by_hand() -> bool:
             results = [
-                mlflow.models.evaluate(v.uri, test, targets="label", model_type="classifier", evaluators="default")
+                mlflow.models.evaluate(
+                    v.uri,
+                    test,
+                    targets="label",
+                    model_type="classifier",
+                    evaluators="default",
+                    evaluator_config=DEFAULT_EVALUATOR_CONFIG,  # the same work as the gate does
+                )
                 for v in (candidate, champion)
             ]
             try:

@@ -39,6 +39,24 @@ class Record:
         return card_html(self)
 
 
+class Records(list):  # type: ignore[type-arg]
+    """A list of records, as the API's listings return them: a table in a notebook, aligned columns in a
+    terminal; otherwise a plain list."""
+
+    def __str__(self) -> str:
+        from jupyter_mlops.render import Result
+
+        return Result(list(self)).text()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self) if not cycle else "Records")
+
+    def _repr_html_(self) -> str:
+        from jupyter_mlops.render import Result
+
+        return Result(list(self))._repr_html_()
+
+
 def _jsonable(value: Any) -> Any:
     """Datetimes as ISO 8601 strings, at any depth (records nest records)."""
     if isinstance(value, datetime):

@@ -21,7 +21,7 @@ from jupyter_mlops.exceptions import Conflict, InvalidInput, ModelInUseError, No
 from jupyter_mlops.filters import to_mlflow_filter
 from jupyter_mlops.model_files import check_source, upload_failure
 from jupyter_mlops.names import check_name
-from jupyter_mlops.records import ModelVersion, RegisteredModel, from_millis, public_tags
+from jupyter_mlops.records import ModelVersion, Records, RegisteredModel, from_millis, public_tags
 from jupyter_mlops.refs import MAX_VERSION, ModelRef
 
 if TYPE_CHECKING:
@@ -286,23 +286,25 @@ class ModelRegistry:
             records = [_version_record(v, aliases.get((v.name, int(v.version)))) for v in found]
         if not include_archived:
             records = [r for r in records if not r.archived]
-        return sorted(records, key=lambda r: (r.name, r.version))
+        return Records(sorted(records, key=lambda r: (r.name, r.version)))
 
     def list_models(self) -> list[RegisteredModel]:
         with _mlflow.translated_errors("listing models"):
             found = _all_pages(lambda token: self.ws.client.search_registered_models(page_token=token))
-        return [
-            RegisteredModel(
-                name=m.name,
-                description=m.description or None,
-                tags=public_tags(m.tags or {}),
-                aliases={alias: int(v) for alias, v in (m.aliases or {}).items()},
-                latest_version=max((int(v.version) for v in m.latest_versions or []), default=None),
-                created_at=from_millis(m.creation_timestamp),
-                updated_at=from_millis(m.last_updated_timestamp),
-            )
-            for m in sorted(found, key=lambda m: m.name)
-        ]
+        return Records(
+            [
+                RegisteredModel(
+                    name=m.name,
+                    description=m.description or None,
+                    tags=public_tags(m.tags or {}),
+                    aliases={alias: int(v) for alias, v in (m.aliases or {}).items()},
+                    latest_version=max((int(v.version) for v in m.latest_versions or []), default=None),
+                    created_at=from_millis(m.creation_timestamp),
+                    updated_at=from_millis(m.last_updated_timestamp),
+                )
+                for m in sorted(found, key=lambda m: m.name)
+            ]
+        )
 
     # -- change -----------------------------------------------------------------------------------------------
     def set_tags(self, name: str, version: int | str, tags: dict[str, str]) -> ModelVersion:

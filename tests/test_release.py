@@ -509,10 +509,11 @@ def test_the_cli_gates_approves_promotes_and_shows_the_history(ws, root, saved, 
     )  # fmt: skip
     assert gated.returncode == 1, gated.stderr
     assert "FAILED" in gated.stdout and "BASELINE" in gated.stdout and "accuracy_score" in gated.stdout
-    # a passing one exits 0 (MLflow's default evaluator, SHAP plots included); --json is the record
+    # a passing one exits 0 (MLflow's default evaluator, SHAP plots when asked for); --json is the record
     passed = mlops(
         root, "models", "evaluate", f"{name}:{strong}", "--data", str(csv), "--json", "--target", "label",
         "--threshold", "accuracy_score:min_absolute_change=0", "--threshold", "f1_score:threshold=0.5",
+        "--evaluator-config", "log_model_explainability=true",
     )  # fmt: skip
     assert passed.returncode == 0, passed.stderr
     verdict = json.loads(passed.stdout)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.records import Records
 from jupyter_mlops.release.records import (
     APPROVAL_STATES,
     AliasMove,
@@ -111,7 +112,7 @@ class Release:
         """The protected aliases and what each requires."""
         from jupyter_mlops.release.policy import policy
 
-        return policy(self.ws)
+        return Records(policy(self.ws))
 
     def set_policy(
         self,
@@ -124,7 +125,7 @@ class Release:
         """Change the policy; see :func:`jupyter_mlops.release.policy.set_policy`."""
         from jupyter_mlops.release.policy import set_policy
 
-        return set_policy(self.ws, protect=protect, require=require, four_eyes=four_eyes, unprotect=unprotect)
+        return Records(set_policy(self.ws, protect=protect, require=require, four_eyes=four_eyes, unprotect=unprotect))
 
     def promote(
         self, name: str, version: int | str, alias: str = "champion", *, reason: str | None = None
@@ -139,7 +140,7 @@ class Release:
         """Every move of ``alias`` (or of every alias of ``name``) with who, when and why, oldest first."""
         from jupyter_mlops.release.promote import history
 
-        return history(self.ws, name, alias)
+        return Records(history(self.ws, name, alias))
 
 
 __all__ = [

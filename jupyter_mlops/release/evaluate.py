@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
 
 EVALUATION_EXPERIMENT = "model-evaluations"
+DEFAULT_EVALUATOR_CONFIG = {"log_model_explainability": False}
 GATE_PASSED_TAG = "mlops.gate.passed"  # on the candidate version and on the run: "true" | "false"
 GATE_RUN_TAG = "mlops.gate.run_id"
 GATE_BASELINE_TAG = "mlops.gate.baseline"  # NAME:VERSION, or "none"
@@ -63,7 +65,8 @@ def evaluate(
     ``{"accuracy_score": {"min_absolute_change": 0.0}}`` for a classifier, ``root_mean_squared_error`` for a
     regressor: at least as good as the baseline. Without a baseline only ``threshold`` limits apply.
     ``model_type``: ``classifier`` or ``regressor``, read from a scikit-learn model when not given.
-    ``evaluator_config``: passed to MLflow's default evaluator (``log_model_explainability``, ``pos_label``...).
+    ``evaluator_config``: passed to MLflow's default evaluator (``pos_label``...); SHAP explanations are off unless
+    ``log_model_explainability=True`` (a gate needs figures; they cost most of an evaluation; see ``mlops.explain``).
     """
     ref = ModelRef.parse(candidate)
     cand = ws.models.get(ref.name, ref.selector)
@@ -87,7 +90,7 @@ def evaluate(
                 import mlflow.data
 
                 dataset = mlflow.data.from_pandas(frame, targets=targets, name=f"evaluation-{cand.name}")
-                config = dict(evaluator_config or {})
+                config = {**DEFAULT_EVALUATOR_CONFIG, **(evaluator_config or {})}
                 produced = _scores(cand_model, dataset, kind, config, "candidate")
                 missing = [m for m in rules if m not in produced]
                 if missing:
@@ -371,7 +374,20 @@ def _quiet_evaluation() -> Iterator[None]:
     ):
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module="shap")
-        yield
+        # MLflow's SHAP explainer seeds NumPy's global RNG, which NumPy announces it will stop honouring
+        warnings.filterwarnings("ignore", message=".*NumPy global RNG was seeded.*", category=FutureWarning)
+        before = set(_figures())
+        try:
+            yield
+        finally:  # the evaluator's plots are logged as artifacts; left open, a notebook shows an empty figure
+            pyplot = sys.modules.get("matplotlib.pyplot")
+            for number in set(_figures()) - before:
+                pyplot.close(number)  # type: ignore[union-attr]
+
+
+def _figures() -> list[int]:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return [] if pyplot is None else pyplot.get_fignums()
 
 
 def _record_verdict(ws: Workspace, record: Evaluation, rules: dict[str, Threshold], targets: str) -> None:
