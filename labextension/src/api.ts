@@ -154,6 +154,58 @@ export function deleteModelAlias(name: string, alias: string, settings?: Setting
   return requestAPI<null>(path('models', name, 'aliases', alias), { method: 'DELETE' }, settings);
 }
 
+/** Every version's gate verdict and approval state (one request per model, for the Models panel). */
+export function getModelRelease(name: string, settings?: Settings): Promise<Mlops.ReleaseStateList> {
+  return requestAPI<Mlops.ReleaseStateList>(path('models', name, 'release'), {}, settings);
+}
+
+export function getVersionRelease(
+  name: string,
+  version: number | string,
+  settings?: Settings
+): Promise<Mlops.ReleaseState> {
+  return requestAPI<Mlops.ReleaseState>(path('models', name, 'versions', version, 'release'), {}, settings);
+}
+
+/** Request an approval (`approval`), approve or reject: each answers the version's release state after it. */
+export function decide(
+  name: string,
+  version: number | string,
+  verb: 'approval' | 'approve' | 'reject',
+  text: string | null,
+  settings?: Settings
+): Promise<Mlops.ReleaseState> {
+  const body = verb === 'approval' ? { reason: text } : { comment: text };
+  return requestAPI<Mlops.ReleaseState>(path('models', name, 'versions', version, verb), json('POST', body), settings);
+}
+
+/** Move a protected alias to the version; a refusal (409) says what the policy misses. */
+export function promoteVersion(
+  name: string,
+  version: number | string,
+  alias: string,
+  reason: string | null,
+  settings?: Settings
+): Promise<Mlops.Promotion> {
+  return requestAPI<Mlops.Promotion>(
+    path('models', name, 'versions', version, 'promote'),
+    json('POST', { alias, reason }),
+    settings
+  );
+}
+
+/** What differs between versions `a` and `b` of `name` (numbers, aliases or references). */
+export function compareVersions(
+  name: string,
+  a: string | number,
+  b: string | number,
+  options: { unchanged?: boolean } = {},
+  settings?: Settings
+): Promise<Mlops.Comparison> {
+  const q = query({ a, b, unchanged: options.unchanged || undefined });
+  return requestAPI<Mlops.Comparison>(path('models', name, 'compare') + q, {}, settings);
+}
+
 export function listRuns(
   options: { experiment?: string; maxResults?: number } = {},
   settings?: Settings

@@ -3,6 +3,7 @@ import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
+import { openCompare } from './compare';
 import { promptDeploy } from './components/DeployForm';
 import { EndpointsModel } from './endpoints';
 import { EventsModel, ModelsModel, RunsModel } from './model';
@@ -58,7 +59,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const sidebar: MlopsSidebar = new MlopsSidebar(models, {
       openCode: run => void openRunCode(app, run, settings),
       openReport: monitor => openReport(app, monitor, settings),
-      deploy: version => void promptDeploy(models.endpoints, version, () => show(sidebar.endpointsSection))
+      deploy: version => void promptDeploy(models.endpoints, version, () => show(sidebar.endpointsSection)),
+      compare: (name, a, b) => openCompare(app, name, a, b, settings)
     });
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id);

@@ -89,9 +89,26 @@ export abstract class Model {
   }
 }
 
+/** `name:version`, the key of a version's release state. */
+export function versionKey(name: string, version: number): string {
+  return `${name}:${version}`;
+}
+
+/** The version a candidate is compared with: the champion's, else the version before it (null: none). */
+export function baselineOf(v: Mlops.ModelVersion, versions: Mlops.ModelVersion[]): number | null {
+  const champion = versions.find(o => o.name === v.name && o.aliases.includes('champion'));
+  if (champion && champion.version !== v.version) {
+    return champion.version;
+  }
+  const older = versions.filter(o => o.name === v.name && o.version < v.version).map(o => o.version);
+  return older.length ? Math.max(...older) : null;
+}
+
 /** The Models panel: versions matching the filter, one page at a time; messages for refused changes. */
 export class ModelsModel extends Model {
   versions: Mlops.ModelVersion[] = [];
+  /** Each listed version's gate verdict and approval state, by `name:version` (absent until read). */
+  release: Record<string, Mlops.ReleaseState> = {};
   filter = '';
   includeArchived = false;
   /** A filter the server refused (shown under the filter box). */
@@ -125,6 +142,11 @@ export class ModelsModel extends Model {
       this.versions = result.versions;
       this.filterError = '';
       this.page = Math.min(this.page, this.current.pages - 1);
+      const release = await this.readRelease(this.versions);
+      if (request !== this._request) {
+        return;
+      }
+      this.release = release;
     } catch (error) {
       if (request !== this._request) {
         return;
@@ -141,6 +163,50 @@ export class ModelsModel extends Model {
         this.emit();
       }
     }
+  }
+
+  /** The release state of every version of the models listed: one request per model. */
+  private async readRelease(versions: Mlops.ModelVersion[]): Promise<Record<string, Mlops.ReleaseState>> {
+    const names = [...new Set(versions.map(v => v.name))];
+    const lists = await Promise.all(
+      names.map(name => api.getModelRelease(name, this.settings).catch(() => ({ versions: [] })))
+    );
+    const release: Record<string, Mlops.ReleaseState> = {};
+    for (const list of lists) {
+      for (const state of list.versions) {
+        release[versionKey(state.model, state.version)] = state;
+      }
+    }
+    return release;
+  }
+
+  releaseOf(v: Mlops.ModelVersion): Mlops.ReleaseState | undefined {
+    return this.release[versionKey(v.name, v.version)];
+  }
+
+  /** Request an approval, approve or reject, with the reviewer's text. */
+  async decide(
+    name: string,
+    version: number,
+    verb: 'approval' | 'approve' | 'reject',
+    text: string | null
+  ): Promise<boolean> {
+    const done = { approval: 'Approval requested for', approve: 'Approved', reject: 'Rejected' }[verb];
+    return this.change(async () => {
+      await api.decide(name, version, verb, text || null, this.settings);
+      return `${done} ${name}:${version}.`;
+    });
+  }
+
+  /** Promote under the release policy; a refusal is shown with what is missing. */
+  async promote(name: string, version: number, alias: string, reason: string | null): Promise<boolean> {
+    return this.change(async () => {
+      const done = await api.promoteVersion(name, version, alias.trim(), reason || null, this.settings);
+      const before = done.previous_version === null ? 'nothing' : `version ${done.previous_version}`;
+      return done.moved
+        ? `${name}@${done.alias} now points at version ${version} (was ${before}).`
+        : `${name}@${done.alias} already pointed at version ${version}.`;
+    });
   }
 
   applyFilter(filter: string, includeArchived = this.includeArchived): Promise<void> {

@@ -33,6 +33,8 @@ export interface IActions {
   openCode: (run: Mlops.Run) => void;
   openReport: (monitor: string) => void;
   deploy: (version: Mlops.ModelVersion) => void;
+  /** Open the comparison of version `b` of `name` with version `a` (optional: the panels work without it). */
+  compare?: (name: string, a: number, b: number) => void;
 }
 
 export class MlopsSidebar extends SidePanel {
@@ -54,7 +56,9 @@ export class MlopsSidebar extends SidePanel {
     this.modelsSection = this.addSection(
       'Models',
       'models',
-      react(React.createElement(ModelsPanel, { model: models.models, deploy: actions.deploy }))
+      react(
+        React.createElement(ModelsPanel, { model: models.models, deploy: actions.deploy, compare: actions.compare })
+      )
     );
     this.endpointsSection = this.addSection(
       'Endpoints',

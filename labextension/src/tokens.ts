@@ -14,6 +14,14 @@ export namespace Mlops {
   export type ModelDetail = Schemas['ModelDetail'];
   export type DeletedVersions = Schemas['DeletedVersions'];
 
+  /** A version's gate verdict and approval state, and what the release verbs answer. */
+  export type ReleaseState = Schemas['ReleaseStateOut'];
+  export type ReleaseStateList = Schemas['ReleaseStateList'];
+  export type Approval = Schemas['ApprovalOut'];
+  export type Promotion = Schemas['PromotionOut'];
+  /** What differs between two versions. */
+  export type Comparison = Schemas['ComparisonOut'];
+
   export type Run = Schemas['RunOut'];
   export type RunStatus = Run['status'];
   export type RunList = Schemas['RunList'];

@@ -68,7 +68,8 @@ describe('ModelsModel', () => {
     await model.applyFilter('stage=prod');
     expect(model.filterError).toBe('');
     expect(model.versions).toHaveLength(1);
-    expect(calls.at(-1)!.url).toContain('filter=stage%3Dprod');
+    const listings = calls.filter(c => !c.url.includes('/release'));
+    expect(listings.at(-1)!.url).toContain('filter=stage%3Dprod');
   });
 
   it('shows the in-use refusal as an error message and keeps the version', async () => {
@@ -95,7 +96,12 @@ describe('ModelsModel', () => {
     expect(await model.setAlias('churn', ' champion ', 1)).toBe(true);
     expect(model.message?.kind).toBe('info');
     expect(model.versions[0].aliases).toEqual(['champion']);
-    expect(calls.map(c => c.method)).toEqual(['PUT', 'GET']);
+    // the change, the listing, and the release state of the model listed (one request per model)
+    expect(calls.map(c => `${c.method} ${c.url.split('?')[0]}`)).toEqual([
+      'PUT /lab-base/mlops/api/models/churn/aliases/champion',
+      'GET /lab-base/mlops/api/models',
+      'GET /lab-base/mlops/api/models/churn/release'
+    ]);
   });
 });
 

@@ -1,8 +1,9 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { deleteIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 import React, { useState } from 'react';
 
-import { groupByName, ModelsModel } from '../model';
+import { baselineOf, groupByName, ModelsModel } from '../model';
 import { Mlops } from '../tokens';
 import { RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
@@ -10,7 +11,13 @@ import { useModel } from './hooks';
 const FILTER_HELP =
   'TagName=TagValue, several joined by commas (AND); a bare TagName: has the tag; name=churn*; * matches anything.';
 
-export function ModelsPanel(props: { model: ModelsModel; deploy: (version: Mlops.ModelVersion) => void }): JSX.Element {
+export type CompareAction = (name: string, a: number, b: number) => void;
+
+export function ModelsPanel(props: {
+  model: ModelsModel;
+  deploy: (version: Mlops.ModelVersion) => void;
+  compare?: CompareAction;
+}): JSX.Element {
   const model = useModel(props.model);
   const [filter, setFilter] = useState(model.filter);
   const { items, page, pages } = model.current;
@@ -63,7 +70,13 @@ export function ModelsPanel(props: { model: ModelsModel; deploy: (version: Mlops
           <div className="jp-mlops-group" key={name}>
             <div className="jp-mlops-group-name">{name}</div>
             {versions.map(v => (
-              <VersionRow key={`${v.name}:${v.version}`} version={v} model={model} deploy={props.deploy} />
+              <VersionRow
+                key={`${v.name}:${v.version}`}
+                version={v}
+                model={model}
+                deploy={props.deploy}
+                compare={props.compare}
+              />
             ))}
           </div>
         ))}
@@ -92,12 +105,139 @@ export function ModelsPanel(props: { model: ModelsModel; deploy: (version: Mlops
   );
 }
 
+/** A dialog body with a text box: the reviewer's comment, or a reason; and an alias box for a promotion. */
+class ReleaseForm extends Widget {
+  constructor(placeholder: string, alias?: string) {
+    super();
+    this.addClass('jp-mlops-release-form');
+    if (alias !== undefined) {
+      this.alias = document.createElement('input');
+      this.alias.className = 'jp-mlops-input jp-mlops-release-alias';
+      this.alias.value = alias;
+      this.alias.setAttribute('aria-label', 'Alias');
+      const label = document.createElement('label');
+      label.textContent = 'Alias ';
+      label.append(this.alias);
+      this.node.append(label);
+    }
+    this.text = document.createElement('textarea');
+    this.text.className = 'jp-mlops-input jp-mlops-release-comment';
+    this.text.placeholder = placeholder;
+    this.text.rows = 3;
+    this.text.setAttribute('aria-label', placeholder);
+    this.node.append(this.text);
+  }
+
+  readonly text: HTMLTextAreaElement;
+  readonly alias: HTMLInputElement | null = null;
+
+  getValue(): { text: string; alias: string } {
+    return { text: this.text.value.trim(), alias: this.alias?.value.trim() ?? '' };
+  }
+}
+
+async function ask(
+  title: string,
+  placeholder: string,
+  label: string,
+  alias?: string
+): Promise<{ text: string; alias: string } | null> {
+  const answer = await showDialog({
+    title,
+    body: new ReleaseForm(placeholder, alias),
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label })],
+    focusNodeSelector: alias === undefined ? 'textarea' : 'input'
+  });
+  return answer.button.accept && answer.value ? answer.value : null;
+}
+
+function gateTitle(state: Mlops.ReleaseState): string {
+  const g = state.gate;
+  if (g.verdict === 'none') {
+    return 'No evaluation gate ran on this version';
+  }
+  const against = g.baseline ? `against ${g.baseline}` : 'with no baseline';
+  return `Gate ${g.verdict} ${against}${g.run_id ? ` (run ${g.run_id})` : ''}${g.evaluated_at ? ` at ${g.evaluated_at}` : ''}`;
+}
+
+function approvalTitle(a: Mlops.Approval): string {
+  const lines = [];
+  if (a.requested_by) {
+    lines.push(
+      `Asked by ${a.requested_by}${a.requested_at ? ` at ${a.requested_at}` : ''}${a.reason ? `: ${a.reason}` : ''}`
+    );
+  }
+  if (a.decided_by) {
+    lines.push(
+      `${a.status} by ${a.decided_by}${a.decided_at ? ` at ${a.decided_at}` : ''}${a.comment ? `: ${a.comment}` : ''}`
+    );
+  }
+  return lines.join('\n') || String(a.status);
+}
+
+const APPROVAL_LABEL: Record<string, string> = {
+  PendingApproval: 'pending approval',
+  Approved: 'approved',
+  Rejected: 'rejected'
+};
+
+/** The gate's verdict and the approval state, as badges. */
+function ReleaseBadges(props: { state: Mlops.ReleaseState | undefined }): JSX.Element | null {
+  const { state } = props;
+  if (!state) {
+    return null;
+  }
+  const status = state.approval.status;
+  return (
+    <>
+      {state.gate.verdict !== 'none' && (
+        <span
+          className={`jp-mlops-chip jp-mlops-badge jp-mlops-gate jp-mlops-gate-${state.gate.verdict}`}
+          title={gateTitle(state)}
+          data-gate={state.gate.verdict}
+        >
+          gate {state.gate.verdict === 'passed' ? '✓' : '✗'}
+        </span>
+      )}
+      {status && (
+        <span
+          className={`jp-mlops-chip jp-mlops-badge jp-mlops-approval jp-mlops-approval-${status}`}
+          title={approvalTitle(state.approval)}
+          data-approval={status}
+        >
+          {APPROVAL_LABEL[status] ?? status}
+        </span>
+      )}
+    </>
+  );
+}
+
 function VersionRow(props: {
   version: Mlops.ModelVersion;
   model: ModelsModel;
   deploy: (version: Mlops.ModelVersion) => void;
+  compare?: CompareAction;
 }): JSX.Element {
   const { version: v, model } = props;
+  const state = model.releaseOf(v);
+  const status = state?.approval.status ?? null;
+  const what = `${v.name}:${v.version}`;
+  const baseline = baselineOf(v, model.versions);
+  const decide = async (verb: 'approval' | 'approve' | 'reject') => {
+    const titles = { approval: `Request approval of ${what}`, approve: `Approve ${what}`, reject: `Reject ${what}` };
+    const placeholder = verb === 'approval' ? 'Why it should be approved' : 'Comment (what you looked at)';
+    const label = { approval: 'Request', approve: 'Approve', reject: 'Reject' }[verb];
+    const answer = await ask(titles[verb], placeholder, label);
+    if (answer) {
+      await model.decide(v.name, v.version, verb, answer.text);
+    }
+  };
+  const promote = async () => {
+    const answer = await ask(`Promote ${what}`, 'Reason (kept in the history)', 'Promote', 'champion');
+    if (answer && answer.alias) {
+      await model.promote(v.name, v.version, answer.alias, answer.text);
+    }
+  };
   const [aliasing, setAliasing] = useState(false);
   const [alias, setAlias] = useState('');
   const remove = async () => {
@@ -127,6 +267,7 @@ function VersionRow(props: {
           </span>
         ))}
         {v.archived && <span className="jp-mlops-chip">archived</span>}
+        <ReleaseBadges state={state} />
       </span>
       {aliasing ? (
         <form
@@ -151,6 +292,51 @@ function VersionRow(props: {
           <button className="jp-mlops-link" title="Point an alias at this version" onClick={() => setAliasing(true)}>
             +alias
           </button>
+          {(status === null || status === 'Rejected') && (
+            <button
+              className="jp-mlops-link jp-mlops-request-approval"
+              title={`Ask for an approval of ${what}`}
+              onClick={() => void decide('approval')}
+            >
+              request approval
+            </button>
+          )}
+          {status === 'PendingApproval' && (
+            <button
+              className="jp-mlops-link jp-mlops-approve"
+              title={`Approve ${what}`}
+              onClick={() => void decide('approve')}
+            >
+              approve
+            </button>
+          )}
+          {(status === 'PendingApproval' || status === 'Approved') && (
+            <button
+              className="jp-mlops-link jp-mlops-reject"
+              title={`Reject ${what}`}
+              onClick={() => void decide('reject')}
+            >
+              reject
+            </button>
+          )}
+          {!v.archived && (
+            <button
+              className="jp-mlops-link jp-mlops-promote"
+              title={`Move a protected alias (champion) to ${what}, as the release policy allows`}
+              onClick={() => void promote()}
+            >
+              promote
+            </button>
+          )}
+          {props.compare && baseline !== null && (
+            <button
+              className="jp-mlops-link jp-mlops-compare-button"
+              title={`Compare ${what} with version ${baseline}`}
+              onClick={() => props.compare?.(v.name, baseline, v.version)}
+            >
+              compare
+            </button>
+          )}
           {!v.archived && (
             <button
               className="jp-mlops-link"
