@@ -43,6 +43,7 @@ __all__ = [
     "Workspace",
     "__version__",
     "audit",
+    "automations",
     "batch",
     "compare",
     "convert_to_onnx",
@@ -188,10 +189,11 @@ def package(model: str, *, out: str, workspace: Workspace | None = None, **optio
 # sets a submodule as an attribute of its package when it is first imported: the package's class keeps these names
 # (a data descriptor wins over the module's own attributes), so ``mlops.datasets`` stays the service after
 # ``jupyter_mlops.datasets`` was imported. The feature packages (environments, events, pipelines) are the packages
-# themselves: their verbs run on the default workspace, or on ``workspace=``, as ``ws.X`` does.
+# themselves (and automations): their verbs run on the default workspace, or on ``workspace=``, as ``ws.X`` does.
 _SERVICES = ("batch", "datasets", "endpoints", "models", "monitors", "runs")
 _VERBS = {"audit": _audit, "compare": _compare, "evaluate": _evaluate, "explain": _explain, "lineage": _lineage}
 _MODULES = {
+    "automations": "jupyter_mlops.automations",
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",
     "pipelines": "jupyter_mlops.pipelines",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from jupyter_mlops.audit import VersionAudit
+    from jupyter_mlops.automations import Automations
     from jupyter_mlops.datasets import Datasets
     from jupyter_mlops.deploy.batch import BatchEndpoints
     from jupyter_mlops.deploy.endpoints import Endpoints
@@ -159,6 +160,12 @@ class Workspace:
         from jupyter_mlops.release import Release
 
         return Release(self)
+
+    @cached_property
+    def automations(self) -> Automations:
+        from jupyter_mlops.automations import Automations
+
+        return Automations(self)
 
     # -- read models: views built from the stores on each call ---------------------------------------------------
     def audit(self, model: str) -> list[VersionAudit]:

@@ -18,6 +18,7 @@ def test_all_is_exactly_the_public_surface():
         "Workspace",
         "__version__",
         "audit",
+        "automations",
         "batch",
         "compare",
         "convert_to_onnx",

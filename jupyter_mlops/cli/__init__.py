@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from jupyter_mlops.cli import (
     audit,
+    automations,
     ci,
     datasets,
     endpoints,
@@ -51,6 +52,7 @@ COMMAND_GROUPS: tuple[Callable[[Commands], None], ...] = (
     endpoints.add_commands,  # endpoints and batch
     package.add_commands,
     events.add_commands,
+    automations.add_commands,
     monitors.add_commands,
     pipelines.add_commands,
     ci.add_commands,

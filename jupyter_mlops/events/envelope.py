@@ -39,6 +39,8 @@ EVENT_TYPES = (
     "pipeline.failed",
     "drift.detected",
     "monitor.failed",
+    "automation.ran",
+    "automation.notification",
 )
 
 

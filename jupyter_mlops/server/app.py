@@ -69,6 +69,10 @@ class MlopsServerApp(ExtensionApp):
         help="Seconds between checks for pipeline runs whose runner died (marked KILLED); 0: do not check here.",
     )
 
+    automation_interval = Float(
+        1.0, config=True, help="Seconds between passes of the automations over the event log; 0: do not run them here."
+    )
+
     def initialize_settings(self) -> None:
         if self.workspace_dir or self.tracking_uri:
             ws = Workspace(self.workspace_dir, tracking_uri=self.tracking_uri, metadata_uri=self.metadata_uri)
@@ -89,6 +93,12 @@ class MlopsServerApp(ExtensionApp):
 
             self._reconciler = PeriodicCallback(self._reconcile_pipelines, self.reconcile_interval * 1000)
             self._reconciler.start()
+        self._automations = None
+        if self.automation_interval > 0:
+            from tornado.ioloop import PeriodicCallback
+
+            self._automations = PeriodicCallback(self._run_automations, self.automation_interval * 1000)
+            self._automations.start()
         self.log.info("jupyter-mlops: workspace %s (tracking %s)", ws.root, ws.tracking_uri)
 
     async def _reconcile_pipelines(self) -> None:
@@ -110,6 +120,25 @@ class MlopsServerApp(ExtensionApp):
             return
         if killed:
             self.log.info("jupyter-mlops: marked KILLED the pipeline runs whose runner died: %s", ", ".join(killed))
+
+    async def _run_automations(self) -> None:
+        """While JupyterLab runs, automations act on new events (a pass at a time: a long action holds the next)."""
+        import asyncio
+
+        ws = self.context.workspace
+
+        def work() -> int:
+            self.context.open_stores()
+            return len(ws.automations.run_pending())
+
+        try:
+            acted = await asyncio.get_running_loop().run_in_executor(None, work)
+        except Exception as exc:  # a store hiccup: the next tick tries again
+            self.log.debug("jupyter-mlops: automations: %s", exc)
+            return
+        if acted:
+            self.log.info("jupyter-mlops: automations took %d action(s)", acted)
+            self.context.watcher.nudge()
 
     async def _run_due_monitors(self) -> None:
         """While JupyterLab runs, monitors run on their schedule, and pending events (webhooks left by a crashed
@@ -134,7 +163,7 @@ class MlopsServerApp(ExtensionApp):
         context = getattr(self, "context", None)
         if context is not None:
             context.watcher.stop()
-        for callback in (getattr(self, "_scheduler", None), getattr(self, "_reconciler", None)):
+        for callback in (getattr(self, name, None) for name in ("_scheduler", "_reconciler", "_automations")):
             if callback is not None:
                 callback.stop()
 
