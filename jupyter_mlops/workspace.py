@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from jupyter_mlops.pipelines.service import Pipelines
     from jupyter_mlops.registry import ModelRegistry
     from jupyter_mlops.release import Release
+    from jupyter_mlops.rollouts import Rollouts
     from jupyter_mlops.store import MetadataStore
 
 DEFAULT_FOLDER = "mlops-workspace"
@@ -166,6 +167,12 @@ class Workspace:
         from jupyter_mlops.automations import Automations
 
         return Automations(self)
+
+    @cached_property
+    def rollouts(self) -> Rollouts:
+        from jupyter_mlops.rollouts import Rollouts
+
+        return Rollouts(self)
 
     # -- read models: views built from the stores on each call ---------------------------------------------------
     def audit(self, model: str) -> list[VersionAudit]:

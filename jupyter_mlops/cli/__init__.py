@@ -26,6 +26,7 @@ from jupyter_mlops.cli import (
     package,
     pipelines,
     policy,
+    rollouts,
     runs,
 )
 from jupyter_mlops.cli.core import Commands, Parser, common_options, pairs, result, workspace_for
@@ -50,6 +51,7 @@ COMMAND_GROUPS: tuple[Callable[[Commands], None], ...] = (
     lineage.add_commands,
     environments.add_commands,
     endpoints.add_commands,  # endpoints and batch
+    rollouts.add_commands,
     package.add_commands,
     events.add_commands,
     automations.add_commands,

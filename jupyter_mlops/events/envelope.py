@@ -41,6 +41,10 @@ EVENT_TYPES = (
     "monitor.failed",
     "automation.ran",
     "automation.notification",
+    "rollout.started",
+    "rollout.step",
+    "rollout.completed",
+    "rollout.rolled_back",
 )
 
 
