@@ -189,3 +189,50 @@ def test_model_quality_from_labels_that_arrive_later(ws, reference):
     assert ws.runs.get(outcome.run_id).metrics["quality.accuracy"] == 0.8
     with pytest.raises(InvalidInput, match="request_id and label"):
         ws.monitors.log_labels("watched", pd.DataFrame({"id": [1]}))
+
+
+def _lines(ws: Workspace) -> int:
+    return sum(1 for f in (ws.root / "collected" / "watched" / "blue").glob("*.jsonl") for _ in f.open())
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "duckdb"])
+def test_export_writes_a_star_schema_that_duckdb_joins_and_extends_it_with_what_is_new(ws, reference, tmp_path, fmt):
+    import duckdb
+
+    from jupyter_mlops.export import export
+
+    before = _lines(ws)
+    send(ws, reference.sample(40, random_state=7))  # two requests of 20 rows
+    assert eventually(lambda: _lines(ws) == before + 2), "the collector did not write the requests"
+    requests = _lines(ws)
+    first = export(ws, tmp_path / "bi", format=fmt)
+    assert first.rows["fact_requests"] == requests and first.rows["dim_deployments"] == 1
+    assert first.rows["fact_labels"] >= 30 and first.rows["fact_monitor_figures"] > 0 and first.rows["fact_events"] > 0
+
+    if fmt == "parquet":
+        db = duckdb.connect()
+        for table in first.rows:
+            db.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{tmp_path}/bi/{table}/*.parquet')")
+    else:
+        db = duckdb.connect(str(tmp_path / "bi" / "mlops.duckdb"), read_only=True)
+    joined = db.execute(
+        "SELECT count(*), min(m.name), min(v.version) FROM fact_requests r "
+        "JOIN dim_deployments d USING (endpoint, deployment) "
+        "JOIN dim_versions v ON v.model = d.model_name AND v.version = d.model_version "
+        "JOIN dim_models m ON m.name = v.model"
+    ).fetchone()
+    assert joined == (requests, "clf", 1)
+    labelled = db.execute("SELECT count(*) FROM fact_labels JOIN fact_requests USING (request_id)").fetchone()[0]
+    assert labelled == first.rows["fact_labels"]
+    figures = db.execute(
+        "SELECT count(DISTINCT f.monitor) FROM fact_monitor_figures f JOIN dim_monitors m USING (monitor) "
+        "JOIN dim_endpoints e ON e.endpoint = m.endpoint WHERE f.figure = 'rows'"
+    ).fetchone()[0]
+    assert figures >= 2
+    db.close()
+
+    # Only what is new goes in next time
+    send(ws, reference.sample(20, random_state=8))
+    assert eventually(lambda: _lines(ws) == requests + 1), "the collector did not write the new request"
+    second = export(ws, tmp_path / "bi", format=fmt)
+    assert second.rows["fact_requests"] == _lines(ws) - requests and second.rows["fact_labels"] == 0

@@ -20,6 +20,7 @@ from jupyter_mlops.cli import (
     endpoints,
     environments,
     events,
+    export,
     lineage,
     models,
     monitors,
@@ -56,6 +57,7 @@ COMMAND_GROUPS: tuple[Callable[[Commands], None], ...] = (
     events.add_commands,
     automations.add_commands,
     monitors.add_commands,
+    export.add_commands,
     pipelines.add_commands,
     ci.add_commands,
 )
