@@ -19,7 +19,9 @@ from collections.abc import Iterator
 import pytest
 
 from jupyter_mlops import InvalidInput, NotFound, Workspace
+from jupyter_mlops.cli import execute, parse
 from jupyter_mlops.exceptions import Conflict
+from jupyter_mlops.render import to_json
 from tests.waiting import eventually, wait_gone
 
 DONE = ("completed", "rolled_back", "aborted")
@@ -124,7 +126,12 @@ def test_a_healthy_green_goes_through_every_step(ws, endpoint):
     ws.endpoints.deploy(endpoint, "green", "calc:2")
     with Traffic(ws, endpoint) as traffic:
         started = ws.rollouts.start(
-            endpoint, "green", steps=[20, 50, 100], bake="1s", guards={"error_rate": 0.05, "min_requests": 10}
+            endpoint,
+            "green",
+            steps=[20, 50, 100],
+            bake="1s",
+            guards={"error_rate": 0.05, "min_requests": 10},
+            promote="staging",
         )
         assert started.state == "running" and started.step == 1
         done = _ended(ws, endpoint)
@@ -133,7 +140,9 @@ def test_a_healthy_green_goes_through_every_step(ws, endpoint):
     steps = _events(ws, endpoint, "rollout.step")
     assert [(e.data["step"], e.data["percent"]) for e in steps] == [(1, 20), (2, 50), (3, 100)]
     assert steps[0].data["traffic"] == {"blue": 80, "green": 20}
-    assert len(_events(ws, endpoint, "rollout.completed")) == 1
+    [completed] = _events(ws, endpoint, "rollout.completed")
+    assert completed.data["promoted"] == "calc:2 is now @staging", completed.data
+    assert ws.models.get("calc", "staging").version == 2  # through the release policy (staging is unprotected)
     assert done.figures["green"]["requests"] >= 10 and done.figures["green"]["errors"] == 0
     assert _traffic_sums(ws, endpoint) == {100}
     assert traffic.answers and {status for status, _, _ in traffic.answers} == {200}
@@ -227,3 +236,10 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_changes(ws, endpoin
     assert aborted.state == "aborted" and "aborted by tester" in aborted.reason
     assert ws.endpoints.show(endpoint).traffic == {"blue": 100}
     assert len(ws.rollouts.list(endpoint)) == 1
+    # the CLI face: the same refusals, and the record as JSON
+    with pytest.raises(InvalidInput, match="must increase"):
+        execute(parse(["rollouts", "start", endpoint, "green", "--steps", "50,20"]), ws)
+    with pytest.raises(InvalidInput, match="shadow comparison is not available yet"):
+        execute(parse(["rollouts", "start", endpoint, "green", "--guard", "agreement=0.9"]), ws)
+    shown = json.loads(to_json(execute(parse(["rollouts", "status", endpoint, "--json"]), ws).value))
+    assert shown["state"] == "aborted" and shown["steps"] == [10, 100]
