@@ -221,6 +221,11 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_changes(ws, endpoin
         ws.rollouts.start(endpoint, "purple")
     with pytest.raises(NotFound):
         ws.rollouts.start("no-such-endpoint", "green")
+    with pytest.raises(NotFound):
+        ws.rollouts.start(endpoint, "purple", model="no-such-model:1")
+    with pytest.raises(InvalidInput, match="last step of 100"):
+        ws.rollouts.start(endpoint, "green", steps=[10, 50], promote=True)
+    assert sorted(d.name for d in ws.endpoints.show(endpoint).deployments) == ["blue", "green"]
     assert ws.rollouts.list(endpoint) == []
     assert ws.endpoints.show(endpoint).traffic == {"blue": 100}
     # one active rollout per endpoint; pause, resume, then abort rolls back
@@ -243,3 +248,22 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_changes(ws, endpoin
         execute(parse(["rollouts", "start", endpoint, "green", "--guard", "agreement=0.9"]), ws)
     shown = json.loads(to_json(execute(parse(["rollouts", "status", endpoint, "--json"]), ws).value))
     assert shown["state"] == "aborted" and shown["steps"] == [10, 100]
+
+
+def test_each_split_sums_to_100_and_a_guard_trips_only_when_green_is_worse():
+    from jupyter_mlops.rollouts import plan
+
+    for percent in (1, 10, 33, 50, 99, 100):
+        for baseline in ({"blue": 100}, {"a": 50, "b": 50}, {"a": 70, "b": 20, "c": 10}, {"a": 60, "green": 40}):
+            split = plan.split_for(percent, "green", baseline)
+            assert sum(split.values()) == 100 and split["green"] == percent, (percent, baseline, split)
+    with pytest.raises(InvalidInput, match="No deployment besides green"):
+        plan.split_for(10, "green", {"green": 100})
+    guards = {"error_rate": 0.01, "p99_ms": 50.0}
+    assert plan.tripped(guards, {"error_rate": 0.2, "p99_ms": 5}, {"requests": 100, "error_rate": 0.0}) == (
+        "error_rate",
+        0.2,
+        0.01,
+    )
+    assert plan.tripped(guards, {"error_rate": 0.2}, {"requests": 100, "error_rate": 0.3}) is None  # no worse
+    assert plan.tripped(guards, {"error_rate": 0.0, "p99_ms": 80}, {"requests": 0}) == ("p99_ms", 80.0, 50.0)
