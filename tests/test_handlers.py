@@ -552,8 +552,8 @@ async def test_every_route_needs_a_token(jp_fetch, registered, method, parts, bo
         assert code == 403, (method, parts, headers)
 
 
-async def test_change_with_cookie_but_no_xsrf_is_403(jp_fetch, jp_serverapp, registered):
-    # Given a browser session: the login cookie, obtained with the token through the login form
+async def browser_session(jp_fetch, jp_serverapp) -> tuple[dict[str, str], str]:
+    """A browser's headers (the login cookie, obtained with the token through the login form) and its XSRF token."""
     no_token = {"Authorization": ""}
     form = await jp_fetch("login", method="GET", headers=no_token)
     xsrf = next(c.split(";")[0].split("=", 1)[1] for c in form.headers.get_list("Set-Cookie") if c.startswith("_xsrf"))
@@ -567,6 +567,12 @@ async def test_change_with_cookie_but_no_xsrf_is_403(jp_fetch, jp_serverapp, reg
     )
     cookies = "; ".join(c.split(";")[0] for c in login.headers.get_list("Set-Cookie")) + f"; _xsrf={xsrf}"
     browser = {"Authorization": "", "Cookie": cookies}
+    return browser, xsrf
+
+
+async def test_change_with_cookie_but_no_xsrf_is_403(jp_fetch, jp_serverapp, registered):
+    # Given a browser session: the login cookie, obtained with the token through the login form
+    browser, xsrf = await browser_session(jp_fetch, jp_serverapp)
     assert (await fetch(jp_fetch, "models", headers=browser))[0] == 200  # the cookie alone reads
     # When it deletes without the X-XSRFToken header; Then 403 and nothing changed
     code, _ = await fetch(jp_fetch, "models", "churn", "versions", "1", method="DELETE", headers=browser)

@@ -147,19 +147,7 @@ async def test_unknown_model_release_is_404(jp_fetch, registered):
 
 async def test_a_browser_without_the_xsrf_header_may_not_approve(jp_fetch, jp_serverapp, registered):
     # Given a browser session (the login cookie, obtained with the token through the login form)
-    no_token = {"Authorization": ""}
-    form = await jp_fetch("login", method="GET", headers=no_token)
-    xsrf = next(c.split(";")[0].split("=", 1)[1] for c in form.headers.get_list("Set-Cookie") if c.startswith("_xsrf"))
-    login = await jp_fetch(
-        "login",
-        method="POST",
-        body=f"_xsrf={xsrf}&password={jp_serverapp.identity_provider.token}",
-        headers={**no_token, "Cookie": f"_xsrf={xsrf}"},
-        follow_redirects=False,
-        raise_error=False,
-    )
-    cookies = "; ".join(c.split(";")[0] for c in login.headers.get_list("Set-Cookie")) + f"; _xsrf={xsrf}"
-    browser = {"Authorization": "", "Cookie": cookies}
+    browser, xsrf = await rest.browser_session(jp_fetch, jp_serverapp)
     # When it asks for an approval without X-XSRFToken: 403 and nothing changed; with it: done
     parts = ("models", "churn", "versions", "1", "approval")
     assert (await fetch(jp_fetch, *parts, method="POST", body={}, headers=browser))[0] == 403
