@@ -36,6 +36,7 @@ POLL_S = 0.2
 ACTIVE = ("running", "paused", "aborting")
 FINAL = ("completed", "rolled_back", "aborted")
 LOG_NAME = "_rollout"  # the controller's log, beside the endpoint's deployment logs (no deployment has this name)
+_launched: list[subprocess.Popen[bytes]] = []  # kept to reap them once they exit (no zombies in a long kernel)
 
 
 # -- launching and claiming -------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def launch(ws: Workspace, endpoint: str) -> subprocess.Popen[bytes]:
     path = ws.layout.deployment_log(endpoint, LOG_NAME)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             command,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -68,6 +69,9 @@ def launch(ws: Workspace, endpoint: str) -> subprocess.Popen[bytes]:
             start_new_session=True,
             env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
         )
+    _launched[:] = [p for p in _launched if p.poll() is None]
+    _launched.append(process)
+    return process
 
 
 def claim(ws: Workspace, rollout_id: int, owner: str, previous: str | None) -> bool:
