@@ -247,3 +247,39 @@ def test_a_pickled_model_is_given_rows_as_it_was_fitted_without_warnings(contrac
             for payload in ({"inputs": rows}, {"dataframe_split": {"columns": list(X.columns), "data": rows}}):
                 assert scorer.score(json.dumps(payload).encode()) == {"predictions": [0, 0]}
     assert not [w for w in caught if "feature names" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_a_payload_a_protocol_parsed_is_scored_and_refused_as_its_body(contract_ws, iris_frame, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from jupyter_mlops.deploy.protocols.tensors import DECODER
+
+    # Given the ONNX conversion of a model (with its input contract) and the pickled model itself
+    X, y = iris_frame
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    onnx, _ = _converted_scorer(contract_ws, model, "parsed", X[:50], tmp_path)
+    pyfunc = load_scorer(contract_ws.models.download("parsed", 1, tmp_path / "pickled"), prefer_onnx=False)
+    row = X.iloc[0].tolist()
+    bodies = [_body(row), *(_body(row, 2, literal) for literal in ("NaN", "1e400", "null", "true", '"x"', "[1]"))]
+    bodies += [
+        json.dumps({"dataframe_split": {"columns": list(X.columns), "data": [row, row]}}).encode(),
+        json.dumps({"dataframe_records": [dict(zip(X.columns, row, strict=True))]}).encode(),
+        json.dumps({"inputs": [row], "instances": [row]}).encode(),
+        json.dumps({"inputs": [row[:3]]}).encode(),
+        b"[1, 2]",
+    ]
+    for scorer in (onnx, pyfunc):
+        for body in bodies:
+            # When a protocol hands over the parsed payload (floats as numbers, or as their text where taken)
+            payloads = [json.loads(body)] + ([DECODER.decode(body.decode())] if scorer.numbers_as_text else [])
+            try:
+                expected: object = scorer.score(body)
+            except InvalidInput as exc:
+                expected = exc.message
+            for payload in payloads:
+                # Then it answers as it answers the body, and refuses it with the same message
+                try:
+                    got: object = scorer.score_payload(payload, b"true" in body)
+                except InvalidInput as exc:
+                    got = exc.message
+                assert got == expected, (type(scorer).__name__, body)

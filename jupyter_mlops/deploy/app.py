@@ -24,6 +24,7 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from jupyter_mlops.deploy.forward import Upstream
-    from jupyter_mlops.deploy.protocols.wire import Wire
+    from jupyter_mlops.deploy.protocols.wire import Translated, Wire
     from jupyter_mlops.deploy.scoring import Scorer
 
 log = logging.getLogger("jupyter_mlops.router")
@@ -136,22 +137,39 @@ def live_shares(traffic: dict[str, int], served: dict[str, Served]) -> list[tupl
     return [(name, upto * 100 / total) for name, upto in live] if total else []
 
 
+Collected = tuple[float, bytes | Callable[[], bytes], str, str, bool]  # time, body, output, request id, JSON
+
+
 class Collector:
     """Appends inputs and outputs as JSON lines, off the request path, one file per deployment and day."""
 
     def __init__(self, folder: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
-        self._queue: queue.SimpleQueue[tuple[str, tuple[float, bytes, str, str, bool]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, Collected]] = queue.SimpleQueue()
         threading.Thread(target=self._drain, name="mlops-collector", daemon=True).start()
 
-    def add(self, deployment: str, body: bytes, output_json: str, request_id: str, *, json_body: bool = False) -> None:
-        """Queue one request; the JSON line is built off the request path. ``json_body``: the scorer parsed it."""
+    def add(
+        self,
+        deployment: str,
+        body: bytes | Callable[[], bytes],
+        output_json: str,
+        request_id: str,
+        *,
+        json_body: bool = False,
+    ) -> None:
+        """Queue one request; the JSON line is built off the request path. ``body`` may be how to write it (a
+        protocol's parsed payload), called then. ``json_body``: the scorer parsed it, or it was written as JSON."""
         self._queue.put((deployment, (time.time(), body, output_json, request_id, json_body)))
 
     @staticmethod
-    def _line(deployment: str, item: tuple[float, bytes, str, str, bool]) -> str:
-        moment, body, output_json, request_id, json_body = item
+    def _line(deployment: str, item: Collected) -> str:
+        moment, given, output_json, request_id, json_body = item
+        try:
+            body = given if isinstance(given, bytes) else given()
+        except Exception:  # a payload that cannot be written: collect the answer all the same
+            log.exception("request %s: its input could not be written for collection", request_id)
+            body, json_body = b"null", True
         try:
             request = body.decode()
             if not json_body:  # embedded as it came when it is JSON; checked unless the scorer parsed it
@@ -293,15 +311,23 @@ class ScoringApp:
                     return wire.relay(answer.status, answer.body, answered)
                 text = answer.body.decode()
             else:
-                assert served.scorer is not None
-                if served.scorer.fast:
-                    output = served.scorer.score(translated.body)
+                scorer = served.scorer
+                assert scorer is not None
+                parsed = translated.payload is not None and scorer.takes_payload
+                if scorer.fast:
+                    if parsed:
+                        output = scorer.score_payload(translated.payload, translated.booleans)
+                    else:
+                        output = scorer.score(translated.body)
                 else:
                     from starlette.concurrency import run_in_threadpool
 
-                    output = await asyncio.wait_for(
-                        run_in_threadpool(served.scorer.score, translated.body), timeout=served.request_timeout_s
+                    call = (
+                        run_in_threadpool(scorer.score_payload, translated.payload, translated.booleans)
+                        if parsed
+                        else run_in_threadpool(scorer.score, translated.body)
                     )
+                    output = await asyncio.wait_for(call, timeout=served.request_timeout_s)
                 text = json.dumps(output)
         except asyncio.TimeoutError:
             self.metrics.observe(name, time.perf_counter() - started, error=True)
@@ -319,12 +345,15 @@ class ScoringApp:
             return wire.refuse(500, f"The model failed: {type(exc).__name__}: {exc}", named_header)
         self.metrics.observe(name, time.perf_counter() - started, error=False)
         if served.collect and self.collector is not None:
-            # a body a protocol translated is JSON made here; else as the scorer proved it
-            json_body = translated.body is not body or (served.scorer is not None and served.scorer.json_body)
-            self.collector.add(name, translated.body, text, request_id, json_body=json_body)
+            # a body a protocol translated is JSON made here (a parsed payload is written off the request path,
+            # when the line is); else as the scorer proved it
+            made_here = translated.payload is not None or translated.body is not body
+            json_body = made_here or (served.scorer is not None and served.scorer.json_body)
+            given = (lambda: translated.body) if translated.payload is not None else translated.body
+            self.collector.add(name, given, text, request_id, json_body=json_body)
         if not named and table.mirror and random.random() * 100 < table.mirror[1]:
             mirrored = table.served[table.mirror[0]]
-            threading.Thread(target=self._shadow, args=(mirrored, translated.body), daemon=True).start()
+            threading.Thread(target=self._shadow, args=(mirrored, translated), daemon=True).start()
         try:
             return wire.answer(output, text, served, translated, answered)
         except MlopsError as exc:  # the answer cannot take the shape the request asked for
@@ -381,11 +410,14 @@ class ScoringApp:
             protocol = v2.WIRE if path.startswith("/v2") else invocations.WIRE if path == "/invocations" else wire
             return protocol.refuse(exc.status_code, message, exc.headers)
 
+        mlflow_routes, v2_routes = invocations.routes(self), v2.routes(self)  # each protocol's scoring route first
         return Starlette(
             routes=[  # the scoring routes first: each request is matched against the routes in turn
                 Route("/score", score, methods=["POST"]),
-                *v2.routes(self),
-                *invocations.routes(self),
+                mlflow_routes[0],
+                v2_routes[0],
+                *mlflow_routes[1:],
+                *v2_routes[1:],
                 Route("/health", health, methods=["GET"]),
                 Route("/ready", ready, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
@@ -393,10 +425,12 @@ class ScoringApp:
             exception_handlers={HTTPException: refused},
         )
 
-    def _shadow(self, served: Served, body: bytes) -> None:
-        """A mirrored request: scored and measured, its response discarded."""
+    def _shadow(self, served: Served, translated: Translated) -> None:
+        """A mirrored request: scored and measured, its response discarded. Its body is written here, in the
+        mirror's thread, when the protocol handed over a parsed payload."""
         started = time.perf_counter()
         try:
+            body = translated.body
             if served.upstream is not None:
                 output = served.upstream.score_sync(body)
             else:

@@ -42,8 +42,15 @@ class Scorer:
     applied = ""  # what the deployment's resources made of it: provider, threads, resident size
     json_body = False  # whether a scored body was proven to be JSON (the collector then embeds it as it is)
     json_only = True  # bodies in another declared Content-Type are refused (415); a scoring script reads any
+    takes_payload = False  # whether it scores a payload a protocol already parsed (``score_payload``)
+    numbers_as_text = False  # whether that payload's fractional numbers may stay their JSON text (str subclass)
 
     def score(self, body: bytes) -> Any:
+        raise NotImplementedError
+
+    def score_payload(self, payload: Any, booleans: bool = True) -> Any:
+        """Scores ``/score``'s JSON payload as parsed (a protocol's translation), under the rules ``score`` applies
+        to its body; ``booleans``: whether the values may hold JSON booleans (else they are not looked for)."""
         raise NotImplementedError
 
 
@@ -70,7 +77,11 @@ def parse_json(body: bytes) -> Any:
 
 def mlflow_payload(body: bytes) -> tuple[str, Any]:
     """(format, data) of a body in one of MLflow's JSON input formats."""
-    payload = parse_json(body)
+    return mlflow_format(parse_json(body))
+
+
+def mlflow_format(payload: Any) -> tuple[str, Any]:
+    """(format, data) of a parsed payload in one of MLflow's JSON input formats."""
     if not isinstance(payload, dict):
         raise InvalidInput(f"Send a JSON object with one of the keys {', '.join(MLFLOW_FORMATS)}.")
     keys = [k for k in MLFLOW_FORMATS if k in payload]
@@ -134,6 +145,7 @@ class OnnxScorer(Scorer):
 
     fast = True
     json_body = True
+    takes_payload = True
 
     def __init__(
         self, path: Path, columns: list[str] | None = None, *, threads: int = 1, provider: str = "CPUExecutionProvider"
@@ -158,6 +170,8 @@ class OnnxScorer(Scorer):
         self.dtype = {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(
             self.input.type, np.float32
         )
+        # numpy reads a float input's numbers from their JSON text at C speed (an integer input truncates floats)
+        self.numbers_as_text = np.dtype(self.dtype).kind == "f"
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.contract = input_contract(self.session)
         # a number too large for a 32-bit input becomes infinity (which the contract judges), not a warning; for
@@ -166,9 +180,16 @@ class OnnxScorer(Scorer):
         self.columns = columns or (self.contract.columns if self.contract else None)
 
     def score(self, body: bytes) -> Any:
+        fmt, data = mlflow_payload(body)
+        return self._score(fmt, data, b"true" in body or b"false" in body)
+
+    def score_payload(self, payload: Any, booleans: bool = True) -> Any:
+        fmt, data = mlflow_format(payload)
+        return self._score(fmt, data, booleans)
+
+    def _score(self, fmt: str, data: Any, booleans: bool) -> Any:
         import numpy as np
 
-        fmt, data = mlflow_payload(body)
         rows, _ = to_rows(fmt, data, self.columns)
         if self.width is not None and len(rows[0]) != self.width:
             raise InvalidInput(f"Every row needs {self.width} values; got {len(rows[0])}.")
@@ -178,7 +199,7 @@ class OnnxScorer(Scorer):
             raise InvalidInput(f"Every value must be a number: {exc}."[:500]) from exc
         if array.ndim != 2:
             raise InvalidInput("Every value must be a number, not a list.")
-        if (b"true" in body or b"false" in body) and (column := _boolean_column(rows)) is not None:
+        if booleans and (column := _boolean_column(rows)) is not None:
             raise InvalidInput(f"{self._column(column)} holds a boolean where the model takes a number.")
         if self.contract is not None and array.dtype.kind == "f" and not np.isfinite(array).all():
             self.contract.check(array, self.columns)
@@ -324,6 +345,7 @@ class PyfuncScorer(Scorer):
     them), or without names when it was fitted on an array, so it never warns about feature names per request."""
 
     json_body = True
+    takes_payload = True
 
     def __init__(self, path: Path, *, max_batch_rows: int = 256, max_wait_s: float = 0.003, threads: int = 1) -> None:
         import mlflow.pyfunc
@@ -337,9 +359,15 @@ class PyfuncScorer(Scorer):
         self.batcher = MicroBatcher(self._predict_many, max_batch_rows, max_wait_s, threads)
 
     def score(self, body: bytes) -> Any:
+        return self._submit(mlflow_payload, body)
+
+    def score_payload(self, payload: Any, booleans: bool = True) -> Any:
+        return self._submit(mlflow_format, payload)
+
+    def _submit(self, read: Callable[[Any], tuple[str, Any]], given: Any) -> Any:
         self.batcher.arriving()
         try:
-            fmt, data = mlflow_payload(body)
+            fmt, data = read(given)
             rows, columns = to_rows(fmt, data, self.columns)
         except BaseException:
             self.batcher.cancel_arrival()
@@ -455,6 +483,7 @@ def load_scorer(
         size = ""
         if config and config.get("memory_bytes"):
             scorer.score = _ending_on_memory_error(scorer.score, config)  # type: ignore[method-assign]
+            scorer.score_payload = _ending_on_memory_error(scorer.score_payload, config)  # type: ignore[method-assign]
     else:
         size = limits.check_loaded(config, grew, limits.model_bytes(model_dir))
     where = getattr(scorer, "provider", None) or ("cuda" if str(device or "").startswith("cuda") else "cpu")
@@ -499,14 +528,14 @@ def _onnx(provider: str) -> str:
     return {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}.get(provider, provider)
 
 
-def _ending_on_memory_error(score: Callable[[bytes], Any], config: Mapping[str, Any]) -> Callable[[bytes], Any]:
+def _ending_on_memory_error(score: Callable[..., Any], config: Mapping[str, Any]) -> Callable[..., Any]:
     """``score`` in a process under a memory limit: a MemoryError there says the limit is reached, and the process
     ends with ``MEMORY_EXIT_CODE`` (its supervisor restarts it and says why) rather than limping on."""
     from jupyter_mlops.deploy.resources import MEMORY_EXCEEDED, MEMORY_EXIT_CODE
 
-    def guarded(body: bytes) -> Any:
+    def guarded(*args: Any) -> Any:
         try:
-            return score(body)
+            return score(*args)
         except MemoryError:
             sys.stderr.write(f"MemoryError: the deployment {MEMORY_EXCEEDED} ({config.get('memory')}): exiting\n")
             sys.stderr.flush()

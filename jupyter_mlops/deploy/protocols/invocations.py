@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import PlainTextResponse, Response
@@ -79,27 +80,41 @@ class InvocationsWire(Wire):
         return None
 
     async def translate(self, body: bytes, request: Request, served: Served) -> Translated:
+        """A CSV table, or JSON that needed rewriting, was parsed here: a scorer in this process takes that payload
+        as it is (its body is written when something reads it); other bodies pass as they came."""
         mime = (request.headers.get("content-type") or "").split(";", 1)[0].strip()
-        if mime == CSV:
-            return Translated(csv_body(body), JSON)
         if mime == PARQUET:
             return Translated(parquet_body(body), JSON)
-        return Translated(json_body(body), JSON)
+        payload: dict[str, Any] | None
+        if mime == CSV:
+            payload, booleans = csv_payload(body), True
+        else:
+            payload, booleans = rewritten(body), b"true" in body or b"false" in body
+            if payload is None:
+                return Translated(body, JSON)
+        if served.scorer is not None and served.scorer.takes_payload:
+            return Translated(None, JSON, payload=payload, encode=partial(_encoded, payload), booleans=booleans)
+        return Translated(_encoded(payload), JSON)
+
+
+def _encoded(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
 
 
 WIRE = InvocationsWire()
 
 
-def json_body(body: bytes) -> bytes:
-    """The body as ``/score`` reads it: as it came, unless it holds MLflow's column-oriented ``inputs`` (an object
-    of columns) or row objects under ``instances``, which become ``dataframe_split`` / ``dataframe_records``."""
+def rewritten(body: bytes) -> dict[str, Any] | None:
+    """``/score``'s payload for a JSON body that holds MLflow's column-oriented ``inputs`` (an object of columns)
+    or row objects under ``instances``, which become ``dataframe_split`` / ``dataframe_records``; None when the
+    body passes as it came."""
     if not REWRITE.search(body):
-        return body
+        return None
     from jupyter_mlops.deploy.scoring import parse_json
 
     payload = parse_json(body)
     if not isinstance(payload, dict):
-        return body
+        return None
     inputs, instances = payload.get("inputs"), payload.get("instances")
     if isinstance(inputs, dict) and inputs and "instances" not in payload:
         columns = {name: value if isinstance(value, list) else [value] for name, value in inputs.items()}
@@ -108,17 +123,17 @@ def json_body(body: bytes) -> bytes:
             raise InvalidInput(f"The columns under inputs have different lengths: {sorted(lengths)}.")
         data = [list(row) for row in zip(*columns.values(), strict=True)]
         rest = {k: v for k, v in payload.items() if k != "inputs"}
-        return json.dumps({**rest, "dataframe_split": {"columns": list(columns), "data": data}}).encode()
+        return {**rest, "dataframe_split": {"columns": list(columns), "data": data}}
     for key, rows in (("instances", instances), ("inputs", inputs)):
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             if ("inputs" if key == "instances" else "instances") in payload:
-                return body  # two formats: /score names the problem
+                return None  # two formats: /score names the problem
             rest = {k: v for k, v in payload.items() if k != key}
-            return json.dumps({**rest, "dataframe_records": rows}).encode()
-    return body
+            return {**rest, "dataframe_records": rows}
+    return None
 
 
-def csv_body(body: bytes) -> bytes:
+def csv_payload(body: bytes) -> dict[str, Any]:
     """A CSV table (a header line, then one line per row) as ``dataframe_split``, its values read as pandas reads
     them: a column of numbers holds numbers (floats when one of them is), of True/False booleans, any other column
     text; pandas' missing-value markers (empty, NA, NaN, null, ...) are missing."""
@@ -136,11 +151,14 @@ def csv_body(body: bytes) -> bytes:
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise InvalidInput(f"Line {number} of the CSV has {len(row)} values; its header names {len(header)}.")
-    columns = [_column([row[i] for row in rows]) for i in range(len(header))]
+    try:
+        columns = [_column([row[i] for row in rows]) for i in range(len(header))]
+    except ValueError as exc:  # an integer longer than Python converts (4,300 digits)
+        raise InvalidInput(f"The CSV holds a value that is not read as a number: {exc}."[:500]) from exc
     data = [list(values) for values in zip(*columns, strict=True)] if rows else []
     if not data:
         raise InvalidInput("The CSV body has a header but no rows: send one line per row after it.")
-    return json.dumps({"dataframe_split": {"columns": header, "data": data}}).encode()
+    return {"dataframe_split": {"columns": header, "data": data}}
 
 
 def _column(cells: list[str]) -> list[Any]:
@@ -169,7 +187,7 @@ def parquet_body(body: bytes) -> bytes:
 
 
 def routes(service: ScoringApp) -> list[Route]:
-    """MLflow's scoring server routes, served by ``service``."""
+    """MLflow's scoring server routes, served by ``service``; ``POST /invocations`` first."""
 
     async def invocations(request: Request) -> Response:
         return await service.handle(request, WIRE)

@@ -10,6 +10,7 @@ the same way.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -47,13 +48,14 @@ class RawFloat(str):
 
 
 DECODER = json.JSONDecoder(parse_float=RawFloat)  # built once: json.loads with an argument builds one per call
+FLOAT_DECODER = json.JSONDecoder()
 
 
-def _parse(body: bytes) -> Any:
-    """The body's JSON, numbers with a fraction kept as ``RawFloat``; what the parser refuses is the caller's
-    error (as ``scoring.parse_json``)."""
+def _parse(body: bytes, raw_floats: bool) -> Any:
+    """The body's JSON, numbers with a fraction kept as ``RawFloat`` when ``raw_floats`` (the body will be written
+    again), else floats; what the parser refuses is the caller's error (as ``scoring.parse_json``)."""
     try:
-        return DECODER.decode(body.decode())
+        return (DECODER if raw_floats else FLOAT_DECODER).decode(body.decode())
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise InvalidInput(f"The request body is not valid JSON: {reason}."[:500]) from exc
@@ -78,9 +80,11 @@ class InferRequest:
     outputs: list[dict[str, Any]] | None  # the outputs asked for, as sent
 
 
-def read_request(body: bytes, header_length: str | None) -> InferRequest:
+def read_request(body: bytes, header_length: str | None, *, raw_floats: bool = True) -> InferRequest:
     """The request in ``body``; with ``header_length`` (the binary extension), its JSON header and binary inputs.
-    Whatever does not follow the protocol is an ``InvalidInput`` naming the tensor and the fix."""
+    Whatever does not follow the protocol is an ``InvalidInput`` naming the tensor and the fix. ``raw_floats``:
+    fractional numbers are kept as their text (``RawFloat``), for a ``to_body`` to write as they came; else they
+    are floats, for a scorer to take the ``to_payload`` as it is."""
     blobs = b""
     if header_length is not None:
         if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
@@ -89,7 +93,7 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
                 f"JSON header at the start of the body ({len(body)} bytes)."
             )
         body, blobs = body[: int(header_length)], body[int(header_length) :]
-    payload = _parse(body)
+    payload = _parse(body, raw_floats)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
         raise InvalidInput('Send {"inputs": [{"name": ..., "datatype": ..., "shape": [...], "data": [...]}, ...]}.')
     parameters = payload.get("parameters") or {}
@@ -199,18 +203,28 @@ def _from_binary(blob: bytes, datatype: str, count: int, name: str) -> list[Any]
 
 
 def to_body(inputs: list[Tensor], columns: list[str] | None) -> bytes:
-    """The ``/score`` body for these inputs. One tensor of two or more dimensions is rows (``[rows, values...]``);
-    one of one dimension is one row, unless it is a column the model takes; several tensors are columns, each of
-    shape ``[rows]`` or ``[rows, 1]``, named as the model's columns."""
+    """The ``/score`` body for these inputs (``to_payload`` written as JSON, a ``RawFloat`` as it came)."""
+    return encode(to_payload(inputs, columns))
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """A ``to_payload`` as JSON."""
+    return _dump(payload).encode()
+
+
+def to_payload(inputs: list[Tensor], columns: list[str] | None) -> dict[str, Any]:
+    """The ``/score`` payload for these inputs. One tensor of two or more dimensions is rows
+    (``[rows, values...]``); one of one dimension is one row, unless it is a column the model takes; several
+    tensors are columns, each of shape ``[rows]`` or ``[rows, 1]``, named as the model's columns."""
     if len(inputs) == 1:
         tensor = inputs[0]
         column = columns is not None and (tensor.name in columns or len(columns) == 1) and _is_column(tensor.shape)
         if column and columns is not None and tensor.name not in columns:
-            return b'{"inputs": ' + _dump([[v] for v in tensor.data]).encode() + b"}"
+            return {"inputs": [[v] for v in tensor.data]}
         if not column:
             if len(tensor.shape) >= 2:
-                return b'{"inputs": ' + _dump(_nest(tensor.data, tensor.shape)).encode() + b"}"
-            return b'{"inputs": [' + _dump(tensor.data).encode() + b"]}"
+                return {"inputs": _nest(tensor.data, tensor.shape)}
+            return {"inputs": [tensor.data]}
     for tensor in inputs:
         if not _is_column(tensor.shape):
             raise InvalidInput(
@@ -227,17 +241,19 @@ def to_body(inputs: list[Tensor], columns: list[str] | None) -> bytes:
         inputs = sorted(inputs, key=lambda t: columns.index(t.name))
         names = list(columns)
     data = [list(row) for row in zip(*(t.data for t in inputs), strict=True)]
-    return f'{{"dataframe_split": {{"columns": {json.dumps(names)}, "data": {_dump(data)}}}}}'.encode()
+    return {"dataframe_split": {"columns": names, "data": data}}
 
 
 def _dump(value: Any) -> str:
-    """JSON of nested lists of values, a ``RawFloat`` written as it came."""
+    """JSON of nested lists and objects of values, a ``RawFloat`` written as it came."""
+    if type(value) is dict:
+        return "{" + ", ".join(f"{json.dumps(key)}: {_dump(item)}" for key, item in value.items()) + "}"
     if type(value) is not list:
         return value if type(value) is RawFloat else json.dumps(value)
     kinds = set(map(type, value))
     if kinds == {RawFloat}:  # the common case, at C speed
         return "[" + ", ".join(value) + "]"
-    if RawFloat not in kinds and list not in kinds:
+    if RawFloat not in kinds and list not in kinds and dict not in kinds:
         return json.dumps(value)
     return "[" + ", ".join(map(_dump, value)) + "]"
 
@@ -285,7 +301,11 @@ def _output(name: str, values: Any, spec: Any) -> Tensor:
 
 
 def _datatype(values: list[Any], described: str | None) -> str:
-    kinds = {type(v) for v in values}
+    return _datatype_of(frozenset(map(type, values)), described)
+
+
+@functools.lru_cache(maxsize=64)
+def _datatype_of(kinds: frozenset[type], described: str | None) -> str:
     if not kinds:
         return described or "FP64"
     if kinds == {bool}:
@@ -339,7 +359,7 @@ def write_response(
     }
 
 
-SCALARS = ({int}, {float}, {int, float}, {bool}, {str})
+SCALARS = {frozenset(kinds) for kinds in ({int}, {float}, {int, float}, {bool}, {str})}
 PREFIX = '{"predictions": '
 
 
@@ -352,19 +372,27 @@ def flat_response(
         return None
     if type(predictions) is not list or not predictions or not text.startswith(PREFIX):
         return None
-    kinds = set(map(type, predictions))
+    kinds = frozenset(map(type, predictions))
     if kinds not in SCALARS:
         return None
     spec = described[0] if len(described) == 1 else None
-    name = spec.name if spec else "predictions"
-    datatype = _datatype(predictions, spec.datatype if spec else None)
-    head = f'{{"model_name": {json.dumps(model)}'
-    if version is not None:
-        head += f', "model_version": {json.dumps(version)}'
+    head = _head(model, version)
     if request.id is not None:
         head += f', "id": {json.dumps(request.id)}'
-    tensor = f'{{"name": {json.dumps(name)}, "datatype": "{datatype}", "shape": [{len(predictions)}], "data": '
-    return f'{head}, "outputs": [{tensor}{text[len(PREFIX) : -1]}}}]}}'.encode()
+    tensor = _tensor_head(spec.name if spec else "predictions", _datatype_of(kinds, spec.datatype if spec else None))
+    return f'{head}, "outputs": [{tensor}[{len(predictions)}], "data": {text[len(PREFIX) : -1]}}}]}}'.encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _head(model: str, version: str | None) -> str:
+    """An answer's start, the same for every answer of a model version: written once."""
+    head = f'{{"model_name": {json.dumps(model)}'
+    return head if version is None else f'{head}, "model_version": {json.dumps(version)}'
+
+
+@functools.lru_cache(maxsize=256)
+def _tensor_head(name: str, datatype: str) -> str:
+    return f'{{"name": {json.dumps(name)}, "datatype": "{datatype}", "shape": '
 
 
 def _to_binary(tensor: Tensor) -> bytes:

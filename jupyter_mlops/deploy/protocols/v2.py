@@ -38,6 +38,7 @@ class V2Wire(Wire):
         self.service = service
         self.model = model
         self.version = version
+        self.description = UNKNOWN  # the deployment's, once a request is translated
 
     def refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
@@ -46,11 +47,30 @@ class V2Wire(Wire):
         return None  # a JSON body, or the binary extension's JSON header and tensors: read whatever the type
 
     async def translate(self, body: bytes, request: Request, served: Served) -> Translated:
+        """A scorer in this process takes the parsed inputs as they are (its body, for collection or the mirror,
+        is written when they read it); a deployment process gets them written as JSON, floats as they came.
+        Floats stay their text (``RawFloat``) unless the scorer needs them parsed: writing floats back into JSON
+        costs more than the rest of the translation, and numpy reads the text at C speed."""
         assert self.service is not None
-        request_ = tensors.read_request(body, request.headers.get(tensors.HEADER_LENGTH))
-        description = await describe(self.service, served)
+        scorer = served.scorer
+        in_process = scorer is not None and scorer.takes_payload
+        raw_floats = not in_process or (scorer is not None and scorer.numbers_as_text)
+        request_ = tensors.read_request(body, request.headers.get(tensors.HEADER_LENGTH), raw_floats=raw_floats)
+        description = self.service.descriptions.get(_key(served)) or await describe(self.service, served)
+        self.description = description  # for the answer
+        if not in_process:
+            body = tensors.to_body(request_.inputs, description.columns)
+            return Translated(body, "application/json", request_, request_.id)
+        payload = tensors.to_payload(request_.inputs, description.columns)
+        booleans = any(tensor.datatype == "BOOL" for tensor in request_.inputs)
         return Translated(
-            tensors.to_body(request_.inputs, description.columns), "application/json", request_, request_.id
+            None,
+            "application/json",
+            request_,
+            request_.id,
+            payload=payload,
+            encode=lambda: tensors.encode(payload),
+            booleans=booleans,
         )
 
     def answer(
@@ -60,7 +80,7 @@ class V2Wire(Wire):
         if output is None:  # a deployment process answered
             output = json.loads(text)
         predictions = output.get("predictions", output) if isinstance(output, dict) else output
-        description = self.service.descriptions.get(_key(served), UNKNOWN)
+        description = self.description
         version = self.version or _version(served)
         request = translated.context
         if isinstance(output, dict) and len(output) == 1 and predictions is not output:
@@ -143,7 +163,7 @@ def _main(table: Table) -> str | None:
 
 
 def routes(service: ScoringApp) -> list[Route]:
-    """The v2 routes, served by ``service``."""
+    """The v2 routes, served by ``service``; the model routes (where ``infer`` is) first."""
     from jupyter_mlops import __version__
 
     async def live(_: Request) -> Response:

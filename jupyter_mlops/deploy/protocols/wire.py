@@ -4,7 +4,7 @@ answer and the refusals in its own shape. The base class is ``/score``'s own pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, Response
@@ -15,15 +15,45 @@ if TYPE_CHECKING:
     from jupyter_mlops.deploy.app import Served
 
 
-@dataclass
 class Translated:
     """A request as ``/score`` takes it: the body, its Content-Type (passed on to a deployment process), and what
-    the answer needs from the original request."""
+    the answer needs from the original request.
 
-    body: bytes
-    content_type: str | None
-    context: Any = None
-    request_id: str | None = None  # the protocol's own request id, used when no mlops-request-id header is given
+    A protocol that had to parse its request to translate it may hand over the parsed ``/score`` payload instead
+    (``payload``, with ``encode`` to write it as JSON): an in-process scorer then takes it as it is, rather than the
+    pipeline writing JSON for the scorer to parse again. The body is written only when something reads it (a
+    deployment process, the collector or the mirror, the last two off the request path)."""
+
+    __slots__ = ("_body", "_encode", "booleans", "content_type", "context", "payload", "request_id")
+
+    def __init__(
+        self,
+        body: bytes | None,
+        content_type: str | None,
+        context: Any = None,
+        request_id: str | None = None,  # the protocol's own request id, used when no mlops-request-id header is given
+        *,
+        payload: Any = None,
+        encode: Callable[[], bytes] | None = None,
+        booleans: bool = True,  # whether the payload's values may hold JSON booleans (a scorer then looks for them)
+    ) -> None:
+        if body is None and (payload is None or encode is None):
+            raise ValueError("a Translated without a body needs its payload and how to encode it")
+        self._body = body
+        self._encode = encode
+        self.content_type = content_type
+        self.context = context
+        self.request_id = request_id
+        self.payload = payload
+        self.booleans = booleans
+
+    @property
+    def body(self) -> bytes:
+        """``/score``'s body, written from the payload the first time it is read."""
+        if self._body is None:
+            assert self._encode is not None
+            self._body = self._encode()
+        return self._body
 
 
 class Wire:
