@@ -263,6 +263,7 @@ class Controller:
         apply: bool = True,
     ) -> None:
         """Traffic back to the split from before the rollout (green's mirror off), then the final state."""
+        decided = datetime.now(timezone.utc)
         baseline = json.loads(row.baseline)
         if apply:
             mirror = {name: p for name, p in baseline["mirror"].items() if name != row.deployment}
@@ -285,6 +286,7 @@ class Controller:
             "reason": reason,
             "traffic": baseline["traffic"],
             "figures": figures,
+            "decidedAt": decided.isoformat(),  # the event's time is once every worker serves the earlier split
         }
         self.ws.events.emit("rollout.rolled_back", f"endpoints/{row.endpoint}", data)
 

@@ -54,12 +54,13 @@ def parse_duration(value: Any, what: str = "bake") -> float:
 
 
 def check_guards(guards: dict[str, Any] | None) -> dict[str, float]:
-    """The guards with their defaults; a guard on an unknown figure is refused, naming the known ones."""
+    """The guards over their defaults (``error_rate`` 0.01, ``min_requests`` 100); a guard on an unknown figure is
+    refused, naming the known ones."""
     if guards is None:
         return dict(DEFAULT_GUARDS)
     if not isinstance(guards, dict):
         raise InvalidInput('guards is a dict of figure to threshold, e.g. {"error_rate": 0.01, "p99_ms": 50}.')
-    checked: dict[str, float] = {"min_requests": DEFAULT_GUARDS["min_requests"]}
+    checked = dict(DEFAULT_GUARDS)  # those not given keep their defaults: a rollout is always watched for errors
     for name, threshold in guards.items():
         if name in SHADOW_GUARDS:
             raise InvalidInput(f"The guard {name!r} needs mirrored traffic compared with live: {NO_SHADOW}.")
