@@ -156,6 +156,8 @@ class OnnxScorer(Scorer):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads  # the deployment's cpu (1 without one: requests are the parallelism)
+        if threads > 1:  # idle intra-op threads that spin take the core the event loop and the other requests need
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [provider, "CPUExecutionProvider"] if provider != "CPUExecutionProvider" else [provider]
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.provider = self.session.get_providers()[0]
