@@ -73,6 +73,7 @@ def test_bad_automations_are_refused_naming_the_problem(local_workspace: Workspa
         (dict(on="model.registered", do={"evaluate": "m:1"}), "name the held-out rows"),
         (dict(on="model.registered", do={"pipeline": "missing.yaml"}), "no pipeline spec at"),
         (dict(on="model.registered", do={"notify": "x", "alias": "c"}), "A notify action takes nothing else"),
+        (dict(on="model.registered", do={"rollout": "churn"}), "name the deployment to roll out"),
         (dict(on="model.registered", do={"notify": "x"}, where={"owner": "me"}), "'owner' is not an event field"),
         (dict(on="model.registered", do={"notify": "x"}, cooldown="soon"), "Cannot read the cooldown 'soon'"),
     ]
@@ -165,3 +166,13 @@ def test_an_automations_file_creates_them_and_the_cli_lists_their_actions(local_
     assert [(r["status"], r["result"]["message"]) for r in json.loads(shown.stdout)] == [("succeeded", "new churn")]
     bad = subprocess.run([*cli, "create", "x", "--on", "model.registered"], capture_output=True, text=True)
     assert bad.returncode != 0 and "Give exactly one action" in bad.stderr
+
+
+def test_a_rollout_action_asks_ws_rollouts_and_records_its_refusal(local_workspace: Workspace, source: Path):
+    ws = local_workspace
+    ws.automations.create(
+        "roll", on="model.registered", do={"rollout": "nowhere", "deployment": "green", "steps": [50, 100]}
+    )
+    _register(ws, "churn", "candidate", source)
+    [run] = ws.automations.run_pending()
+    assert run.status == "failed" and "nowhere" in run.reason  # the rollout's own refusal, kept with the action

@@ -5,6 +5,7 @@ An action is a small dict, so it can be stored, listed and written in ``automati
     {"pipeline": "pipelines/retrain.yaml", "parameters": {"reason": "${type}"}}
     {"evaluate": "${data.modelName}:${data.modelVersion}", "data": "holdout.parquet", "targets": "label"}
     {"promote": "${data.modelName}:${data.modelVersion}", "alias": "champion"}
+    {"rollout": "churn", "deployment": "green", "model": "${data.modelName}:${data.modelVersion}", "steps": [10, 100]}
     {"notify": "Drift on ${subject}: ${data.driftShare}"}
 
 ``${...}`` reads the event: ``id``, ``type``, ``subject``, ``time`` or ``data.KEY[.KEY...]``. A notification is an
@@ -23,11 +24,12 @@ if TYPE_CHECKING:
     from jupyter_mlops.events.envelope import Event
     from jupyter_mlops.workspace import Workspace
 
-KINDS = ("pipeline", "evaluate", "promote", "notify")
+KINDS = ("pipeline", "evaluate", "promote", "rollout", "notify")
 OPTIONS = {  # what each kind takes besides its own key
     "pipeline": {"parameters"},
     "evaluate": {"data", "targets", "thresholds", "baseline"},
     "promote": {"alias", "reason"},
+    "rollout": {"deployment", "model", "steps", "bake", "guards", "promote"},  # the endpoint is the kind's value
     "notify": set(),
 }
 _FIELD = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -55,6 +57,8 @@ def check(action: Any, base: Path) -> dict[str, Any]:
         checked["pipeline"] = str(spec)
         if not isinstance(action.get("parameters", {}), dict):
             raise InvalidInput("pipeline: parameters is a dict of NAME: VALUE (values may use ${data.KEY}).")
+    if kind == "rollout" and not isinstance(action.get("deployment"), str):
+        raise InvalidInput("rollout: name the deployment to roll out with deployment: NAME (the endpoint is rollout:).")
     if kind == "evaluate":
         if "data" not in action:
             raise InvalidInput("evaluate: name the held-out rows to score both versions on with data: FILE.")
@@ -85,6 +89,10 @@ def run(ws: Workspace, action: dict[str, Any], event: Event, automation: str) ->
             ref.name, ref.selector, filled.get("alias", "champion"), reason=filled.get("reason", automation)
         )
         return {"model": moved.model, "version": moved.version, "alias": moved.alias}
+    if "rollout" in filled:
+        options = {k: filled[k] for k in ("model", "steps", "bake", "guards", "promote") if k in filled}
+        started = ws.rollouts.start(filled["rollout"], filled["deployment"], **options)
+        return {"rollout_id": started.id, "endpoint": started.endpoint, "state": started.state}
     message = str(filled["notify"])
     sent = ws.events.emit(
         "automation.notification",
