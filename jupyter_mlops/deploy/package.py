@@ -294,7 +294,8 @@ def _dockerfile(
     lines = [
         f"# Deployment {deployment}: {_ref(served)}{asked}, packaged by jupyter-mlops.",
         "# docker build -t IMAGE .   (--build-arg BASE=IMAGE for another base image with the same Python)",
-        "# docker run --network host IMAGE   (serves on port 8080: POST /score, GET /health /ready /metrics)",
+        "# docker run --network host IMAGE   (serves on port 8080)",
+        *_route_lines(deployment),
         *_resource_lines(resources),
         f"ARG BASE=python:{python}-slim",
         "FROM ${BASE}",
@@ -314,6 +315,18 @@ def _dockerfile(
         'CMD ["--host", "0.0.0.0", "--port", "8080"]',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _route_lines(name: str) -> list[str]:
+    """What the packaged server answers (``serve.py``: every protocol an endpoint speaks), for the Dockerfile."""
+    return [
+        "# Routes:",
+        "#   POST /score                  MLflow's JSON bodies (dataframe_split, dataframe_records, instances, inputs)",
+        "#   POST /invocations            MLflow's scoring protocol: JSON, CSV or Parquet; GET /ping, GET /version",
+        f"#   POST /v2/models/{name}/infer   Open Inference Protocol v2 (KServe, Triton): JSON or binary tensors",
+        f"#   GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready",
+        "#   GET /health, /ready, /metrics (Prometheus)",
+    ]
 
 
 def _resource_lines(resources: Resources | None) -> list[str]:
