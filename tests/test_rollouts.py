@@ -192,7 +192,7 @@ def test_a_killed_controller_is_replaced_by_exactly_one_and_the_rollout_complete
     assert _traffic_sums(ws, endpoint) == {100}
 
 
-def test_status_resumes_a_rollout_whose_controller_died(ws, endpoint):
+def test_reconcile_resumes_a_rollout_whose_controller_died(ws, endpoint):
     ws.endpoints.deploy(endpoint, "green", "calc:2")
     with Traffic(ws, endpoint):
         ws.rollouts.start(endpoint, "green", steps=[50, 100], bake="1s", guards={"min_requests": 5})
@@ -200,7 +200,9 @@ def test_status_resumes_a_rollout_whose_controller_died(ws, endpoint):
         assert first
         os.kill(first.controller_pid, signal.SIGKILL)
         wait_gone(first.controller_pid)
-        done = _ended(ws, endpoint)  # status() notices the dead controller and starts another
+        assert ws.rollouts.reconcile() == [endpoint]  # what the Lab's server extension does every few seconds
+        assert ws.rollouts.reconcile() == []  # the new controller is alive: nobody starts a third
+        done = _ended(ws, endpoint)
     assert done.state == "completed" and done.controller_pid != first.controller_pid
 
 

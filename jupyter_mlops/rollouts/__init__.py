@@ -150,6 +150,18 @@ class Rollouts:
             row = self._latest(endpoint)
         return _rollout(row)
 
+    def reconcile(self) -> builtins.list[str]:
+        """Give every active rollout whose controller died a new one (the Lab's server extension calls this every
+        few seconds, so a rollout goes on after a killed controller with nobody asking); returns their endpoints."""
+        from sqlalchemy import select
+
+        from jupyter_mlops.store.rollouts import RolloutRecord
+
+        with self.ws.store.session() as session:
+            rows = list(session.scalars(select(RolloutRecord).where(RolloutRecord.active_endpoint.is_not(None))))
+            session.expunge_all()
+        return [row.endpoint for row in rows if _control().ensure_controller(self.ws, row)]
+
     def list(self, endpoint: str | None = None) -> builtins.list[Rollout]:
         """Every rollout (of ``endpoint``), newest first."""
         from sqlalchemy import select

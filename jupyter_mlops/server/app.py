@@ -66,7 +66,8 @@ class MlopsServerApp(ExtensionApp):
     reconcile_interval = Float(
         5.0,
         config=True,
-        help="Seconds between checks for pipeline runs whose runner died (marked KILLED); 0: do not check here.",
+        help="Seconds between checks for pipeline runs whose runner died (marked KILLED) and rollouts whose "
+        "controller died (given a new one); 0: do not check here.",
     )
 
     automation_interval = Float(
@@ -102,7 +103,8 @@ class MlopsServerApp(ExtensionApp):
         self.log.info("jupyter-mlops: workspace %s (tracking %s)", ws.root, ws.tracking_uri)
 
     async def _reconcile_pipelines(self) -> None:
-        """While JupyterLab runs, a pipeline run whose runner was killed is marked KILLED within seconds."""
+        """While JupyterLab runs, a pipeline run whose runner was killed is marked KILLED within seconds, and a
+        rollout whose controller was killed gets a new one."""
         import asyncio
 
         from jupyter_mlops.pipelines.history import reconcile_all
@@ -111,6 +113,9 @@ class MlopsServerApp(ExtensionApp):
 
         def work() -> list[str]:
             self.context.open_stores()
+            resumed = ws.rollouts.reconcile()
+            if resumed:
+                self.log.info("jupyter-mlops: rollouts resumed with a new controller: %s", ", ".join(resumed))
             return reconcile_all(ws)
 
         try:
