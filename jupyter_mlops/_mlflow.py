@@ -163,7 +163,10 @@ def save_model_object(obj: Any, path: Path) -> str:
     elif flavor == "pyfunc":
         import mlflow.pyfunc
 
-        mlflow.pyfunc.save_model(str(path), python_model=obj)
+        # MLflow warns that the object is cloudpickled (registering the object is the caller's choice) and that it
+        # found no signature in type hints: advice about a choice already made, printed on every registration
+        with quiet("mlflow.pyfunc", "mlflow.models"):
+            mlflow.pyfunc.save_model(str(path), python_model=obj)
     else:
         raise InvalidInput(
             f"Cannot register an object of type {type(obj).__module__}.{type(obj).__qualname__}. "

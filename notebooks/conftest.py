@@ -7,7 +7,9 @@ import tempfile
 
 import pytest
 
-NOISE = re.compile(r"\b\w*Warning\b|Downloading artifacts|running over TCP without encryption|valid feature names")
+NOISE = re.compile(
+    r"\b\w*Warning\b|\bWARNING\b|Downloading artifacts|running over TCP without encryption|valid feature names"
+)
 
 
 def pytest_configure(config) -> None:
