@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import threading
 from pathlib import Path
 from typing import IO
+
+# Alembic's ``op`` and ``context`` are module globals: two threads migrating at once (our metadata store and
+# MLflow's tracking store, say) break each other half-way. Every migration in this process takes this lock.
+MIGRATIONS = threading.RLock()
 
 
 class FileLock:

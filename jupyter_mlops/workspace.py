@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops._filelock import FileLock
+from jupyter_mlops._filelock import MIGRATIONS, FileLock
 from jupyter_mlops.exceptions import InvalidInput
 from jupyter_mlops.layout import Layout
 
@@ -85,13 +85,12 @@ class Workspace:
             return _mlflow.make_client(self.tracking_uri)
         # Creating the SQLite stores runs MLflow's migrations: only one process may do that at a time.
         with (
+            MIGRATIONS,
             self._file_lock(".mlflow-store.lock"),
             _mlflow.translated_errors("opening the tracking store"),
             _mlflow.quiet("mlflow.store.db.utils", "alembic"),
         ):
-            client = _mlflow.make_client(self.tracking_uri)
-            client.search_experiments(max_results=1)
-            client.search_registered_models(max_results=1)
+            client = _create_tracking_store(self.tracking_uri)
             ready.touch()
         return client
 
@@ -251,6 +250,30 @@ class Workspace:
 
 
 _default: Workspace | None = None
+
+
+def _create_tracking_store(uri: str, attempts: int = 6) -> MlflowClient:
+    """A client on a new SQLite tracking store, its tables created. MLflow's migrations can meet a table another
+    creator (in this process, outside our lock) has not finished: "no such table" then means "not yet", and a
+    later attempt resumes from the revision the database records."""
+    import time
+
+    from jupyter_mlops import _mlflow
+
+    for attempt in range(attempts):
+        try:
+            client = _mlflow.make_client(uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+            return client
+        except Exception as exc:
+            half_created = type(exc).__name__ == "NoSuchTableError" or "no such table" in str(exc).lower()
+            if attempt == attempts - 1 or not half_created:
+                raise
+            time.sleep(0.25 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 _default_lock = threading.Lock()
 
 

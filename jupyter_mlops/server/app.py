@@ -133,7 +133,7 @@ class MlopsServerApp(ExtensionApp):
         ws = self.context.workspace
 
         def work() -> int:
-            self.context.open_stores()
+            self.context.open_stores()  # once, under the context's lock: never two threads migrating side by side
             return len(ws.automations.run_pending())
 
         try:

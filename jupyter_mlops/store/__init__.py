@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jupyter_mlops._filelock import FileLock
+from jupyter_mlops._filelock import MIGRATIONS, FileLock
 from jupyter_mlops.exceptions import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class MetadataStore:
         from sqlalchemy.exc import OperationalError
 
         try:
-            with self._migration_lock(engine) as conn:
+            with MIGRATIONS, self._migration_lock(engine) as conn:
                 _upgrade(conn)
         except OperationalError as exc:
             raise BackendUnavailable(
