@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,10 +101,25 @@ def stop_process_group(pid: int | None, grace_s: float = 10.0) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def start_detached(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a session of its own (a kernel restart or Ctrl-C does not stop it), its output appended
+    to ``log``, without MLflow's download bars."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as output:
+        return subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        )
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
 
-__all__ = ["ProcessIdentity", "alive", "free_port", "process_start", "stop_process_group"]
+__all__ = ["ProcessIdentity", "alive", "free_port", "process_start", "start_detached", "stop_process_group"]

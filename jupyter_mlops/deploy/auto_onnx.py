@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.deploy.onnx import CONVERTED_FROM_TAG, convert_to_onnx, converted_version
 from jupyter_mlops.exceptions import InvalidInput, MlopsError
+from jupyter_mlops.processes import start_detached
 
 if TYPE_CHECKING:
     from jupyter_mlops.records import ModelVersion
@@ -286,16 +286,7 @@ def _start(ws: Workspace, endpoint: str, deployment: str, model: str, token: str
     if sample_file is not None:
         command += ["--sample", str(sample_file)]
     path = ws.layout.deployment_log(endpoint, deployment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as output:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
-        )
+    process = start_detached(command, path)
     threading.Thread(target=process.wait, name="mlops-onnx-reaper", daemon=True).start()  # no zombie left
 
 

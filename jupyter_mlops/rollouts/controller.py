@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.exceptions import NotFound
-from jupyter_mlops.processes import ProcessIdentity
+from jupyter_mlops.processes import ProcessIdentity, start_detached
 from jupyter_mlops.rollouts import plan
 
 if TYPE_CHECKING:
@@ -59,16 +58,7 @@ def launch(ws: Workspace, endpoint: str) -> subprocess.Popen[bytes]:
     if not ws.is_local:
         command += ["--tracking-uri", ws.tracking_uri]
     path = ws.layout.deployment_log(endpoint, LOG_NAME)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
-        )
+    process = start_detached(command, path)
     _launched[:] = [p for p in _launched if p.poll() is None]
     _launched.append(process)
     return process
