@@ -71,6 +71,10 @@ def mirror(ws: Workspace, a: argparse.Namespace) -> Result:
     return result(ws.endpoints.set_mirror(a.name, _percentages(a.split)))
 
 
+def shadow(ws: Workspace, a: argparse.Namespace) -> Result:
+    return result(ws.endpoints.get(a.name).shadow_report(a.deployment))
+
+
 def invoke(ws: Workspace, a: argparse.Namespace) -> Result:
     if (a.data is None) == (a.file is None):
         raise InvalidInput("Give the request as --data JSON or --file PATH.")
@@ -127,6 +131,9 @@ def add_endpoint_commands(commands: Commands) -> None:
     p = commands.command(group, "mirror", mirror, "mirror a share of traffic to one deployment, e.g. green=20")
     p.add_argument("name")
     p.add_argument("split", nargs="+", metavar="DEPLOYMENT=PERCENT")
+    p = commands.command(group, "shadow", shadow, "how a mirrored deployment's answers compare with live ones")
+    p.add_argument("name")
+    p.add_argument("deployment")
     p = commands.command(group, "invoke", invoke, "send one request to /score")
     p.add_argument("name")
     p.add_argument("--data", help="the JSON body")

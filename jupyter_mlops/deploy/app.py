@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.deploy.metrics import Metrics
+from jupyter_mlops.deploy.shadow import Shadow
 from jupyter_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from jupyter_mlops.deploy.forward import Upstream
-    from jupyter_mlops.deploy.protocols.wire import Translated, Wire
+    from jupyter_mlops.deploy.protocols.wire import Wire
     from jupyter_mlops.deploy.scoring import Scorer
 
 log = logging.getLogger("jupyter_mlops.router")
@@ -216,6 +217,11 @@ class ScoringApp:
         self.table = Table()
         self.collector = collector
         self.metrics = Metrics()
+        self.shadow = Shadow(self.metrics)  # mirrored requests, compared with live off the request path
+        if collector is not None:
+            self.shadow.collect = lambda name, body, text: collector.add(
+                name, body, text, "mirror-" + os.urandom(16).hex()
+            )
         self.deadlines = BodyDeadlines(body_timeout_s or body_timeout_from_env())
         # what each loaded model takes and returns (v2 metadata), kept as long as its scorer or upstream lives
         self.descriptions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -352,8 +358,7 @@ class ScoringApp:
             given = (lambda: translated.body) if translated.payload is not None else translated.body
             self.collector.add(name, given, text, request_id, json_body=json_body)
         if not named and table.mirror and random.random() * 100 < table.mirror[1]:
-            mirrored = table.served[table.mirror[0]]
-            threading.Thread(target=self._shadow, args=(mirrored, translated), daemon=True).start()
+            self.shadow.submit(table.served[table.mirror[0]], translated, output if output is not None else text)
         try:
             return wire.answer(output, text, served, translated, answered)
         except MlopsError as exc:  # the answer cannot take the shape the request asked for
@@ -424,23 +429,6 @@ class ScoringApp:
             ],
             exception_handlers={HTTPException: refused},
         )
-
-    def _shadow(self, served: Served, translated: Translated) -> None:
-        """A mirrored request: scored and measured, its response discarded. Its body is written here, in the
-        mirror's thread, when the protocol handed over a parsed payload."""
-        started = time.perf_counter()
-        try:
-            body = translated.body
-            if served.upstream is not None:
-                output = served.upstream.score_sync(body)
-            else:
-                assert served.scorer is not None
-                output = served.scorer.score(body)
-            self.metrics.observe(served.name, time.perf_counter() - started, error=False)
-            if served.collect and self.collector is not None:
-                self.collector.add(served.name, body, json.dumps(output), "mirror-" + os.urandom(16).hex())
-        except Exception:
-            self.metrics.observe(served.name, time.perf_counter() - started, error=True)
 
 
 def listening_socket(host: str, port: int) -> Any:

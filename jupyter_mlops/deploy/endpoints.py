@@ -42,6 +42,7 @@ from jupyter_mlops.store import endpoints as q
 from jupyter_mlops.store.schema import as_utc
 
 if TYPE_CHECKING:
+    from jupyter_mlops.deploy.shadow import ShadowReport
     from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
     from jupyter_mlops.workspace import Workspace
 
@@ -151,6 +152,13 @@ class Endpoint:
 
     def invoke(self, data: Any, deployment: str | None = None) -> Any:
         return self.service.invoke(self.name, data, deployment=deployment)
+
+    def shadow_report(self, deployment: str) -> ShadowReport:
+        """How the mirror ``deployment``'s answers compare with the live ones (agreement, differences, its own
+        errors and latency), summed over every worker; see ``deploy/shadow.py``."""
+        from jupyter_mlops.deploy.shadow import report
+
+        return report(self.info, deployment)
 
     def logs(self, deployment: str | None = None, lines: int = 100) -> str:
         return self.service.logs(self.name, deployment, lines=lines)
