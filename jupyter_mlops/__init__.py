@@ -197,7 +197,7 @@ _MODULES = {
     "environments": "jupyter_mlops.environments",
     "events": "jupyter_mlops.events",
     "pipelines": "jupyter_mlops.pipelines",
-    "ui": "jupyter_mlops.widgets",
+    "ui": "jupyter_mlops.ui",
 }
 
 

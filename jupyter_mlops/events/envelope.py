@@ -38,6 +38,7 @@ EVENT_TYPES = (
     "pipeline.completed",
     "pipeline.failed",
     "drift.detected",
+    "prediction_drift.detected",
     "monitor.failed",
     "automation.ran",
     "automation.notification",

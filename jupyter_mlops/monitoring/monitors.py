@@ -2,7 +2,9 @@
 
 A run claims its window in the store first (``window_end`` moves forward only if nobody moved it since), so two
 schedulers at once never check the same window twice. Each run is an MLflow run with per-feature scores as metrics
-and the evidently report (HTML and JSON) as artifacts; a threshold crossed emits ``drift.detected``.
+and the evidently report (HTML and JSON) as artifacts; a threshold crossed emits ``drift.detected``. The run's
+figures also go to the store's history (``history.py``), in the transaction that records its result, and the
+deployment's outputs are compared with its model's predictions on the reference (``predictions.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -53,6 +55,8 @@ class MonitorRun(Record):
     drift_share: float | None
     alerts: list[str]
     quality: dict[str, float]  # model quality over the labelled requests of the window (log_labels)
+    prediction_drift: float | None = None  # the largest distance of the outputs from the reference predictions
+    notes: list[str] = field(default_factory=list)  # what the run skipped, and why
     table_columns: ClassVar[tuple[str, ...]] = ("monitor", "rows", "drifted", "drift_share", "alerts", "window_end")
 
 
@@ -107,6 +111,9 @@ class Monitors:
         folder = self.ws.layout.monitor(name)
         folder.mkdir(parents=True, exist_ok=True)
         frame[features].to_parquet(folder / "reference.parquet", index=False)
+        from jupyter_mlops.monitoring import predictions
+
+        predictions.prepare(self.ws, folder, endpoint, deployment, frame)
         try:
             with self.ws.store.session() as session:
                 session.add(
@@ -141,11 +148,13 @@ class Monitors:
 
         from sqlalchemy import delete
 
+        from jupyter_mlops.monitoring import history
         from jupyter_mlops.store.monitors import MonitorRecord
 
         self._record(name)
         with self.ws.store.session() as session:
             session.execute(delete(MonitorRecord).where(MonitorRecord.name == name))
+            history.delete(session, name)
         shutil.rmtree(self.ws.layout.monitor(name), ignore_errors=True)
 
     def run(self, name: str, *, now: datetime | None = None) -> MonitorRun | None:
@@ -168,19 +177,31 @@ class Monitors:
         if claimed != 1:
             return None
         try:
-            result = self._check(record, start, end)
+            result, figures = self._check(record, start, end)
         except Exception as exc:
             self.ws.events.emit(
                 "monitor.failed", f"monitors/{name}", {"monitorName": name, "error": f"{type(exc).__name__}: {exc}"}
             )
             raise
+        from jupyter_mlops.monitoring import history
+
         with self.ws.store.session() as session:
             session.execute(
                 update(MonitorRecord)
                 .where(MonitorRecord.name == name)
                 .values(last_run_id=result.run_id, last_result=json.dumps(result.to_dict(), default=str))
             )
+            history.write(session, name, result.run_id, end, figures)
         return result
+
+    def history(self, name: str, *, since: datetime | str | None = None, signal: str | None = None) -> Any:
+        """Every run's figures as a DataFrame (time, run_id, signal, feature, value, threshold, alert), oldest
+        first: ``since`` keeps the windows that ended at or after it, ``signal`` one signal (``drift_score``,
+        ``drift_share``, ``null_rate``, ``out_of_range_share``, ``rows``, ``quality.*``, ``prediction_drift``)."""
+        from jupyter_mlops.monitoring import history
+
+        self._record(name)
+        return history.read(self.ws, name, since=since, signal=signal)
 
     def log_labels(self, endpoint: str, labels: Any) -> int:
         """Record the true outcomes of requests (a DataFrame with ``request_id`` and ``label``), for the monitors'
@@ -209,12 +230,14 @@ class Monitors:
         return [r for m in due if (r := self.run(m.name, now=moment)) is not None]
 
     # -- internals ----------------------------------------------------------------------------------------------
-    def _check(self, record: Any, start: datetime, end: datetime) -> MonitorRun:
+    def _check(self, record: Any, start: datetime, end: datetime) -> tuple[MonitorRun, list[dict[str, Any]]]:
+        """The run and its figures (for the history); the figures are logged as the run's metrics too."""
         import pandas as pd
 
         from jupyter_mlops import _mlflow
         from jupyter_mlops.events import envelope
         from jupyter_mlops.monitoring.drift import drift
+        from jupyter_mlops.monitoring.history import figure
 
         features = json.loads(record.features)
         limits = json.loads(record.thresholds)
@@ -227,37 +250,67 @@ class Monitors:
             tags={"mlops.monitor": record.name, "mlops.endpoint": record.endpoint},
         )
         run_id = run.info.run_id
+        figures = [figure("rows", len(current))]
         with _mlflow.translated_errors(f"recording monitor {record.name}"):
-            client.log_metric(run_id, "rows", len(current))
             if len(current) < 2:
+                self._log(run_id, figures)
                 _mlflow.terminate_run(client, run_id, "FINISHED")
-                return MonitorRun(record.name, run_id, start, end, len(current), False, None, [], {})
+                notes = [f"{len(current)} collected row(s) in the window: drift needs at least 2"]
+                return MonitorRun(
+                    record.name, run_id, start, end, len(current), False, None, [], {}, None, notes
+                ), figures
             result = drift(reference, current, features=features, drift_share=limits["drift_share"])
-            client.log_metric(run_id, "drift_share", result.drift_share)
+            figures.append(
+                figure("drift_share", result.drift_share, threshold=limits["drift_share"], alert=result.drifted)
+            )
             for row in result.features.itertuples():
-                client.log_metric(run_id, f"drift_score.{row.feature}", float(row.score))
+                figures.append(
+                    figure("drift_score", row.score, feature=row.feature, threshold=row.threshold, alert=row.drifted)
+                )
             alerts = []
             if result.drifted:
                 alerts.append(f"drift_share {result.drift_share:.2f} >= {limits['drift_share']}")
             for column, checks in result.quality.items():
-                client.log_metric(run_id, f"null_rate.{column}", checks["null_rate"])
-                if "null_rate" in limits and checks["null_rate"] > limits["null_rate"]:
+                over = "null_rate" in limits and checks["null_rate"] > limits["null_rate"]
+                figures.append(
+                    figure(
+                        "null_rate", checks["null_rate"], feature=column, threshold=limits.get("null_rate"), alert=over
+                    )
+                )
+                if over:
                     alerts.append(f"null_rate of {column} {checks['null_rate']:.2f} > {limits['null_rate']}")
-                share = checks.get("out_of_range", 0) / len(current)
-                if "out_of_range_share" in limits and share > limits["out_of_range_share"]:
+                if "out_of_range" not in checks:
+                    continue
+                share = checks["out_of_range"] / len(current)
+                over = "out_of_range_share" in limits and share > limits["out_of_range_share"]
+                limit = limits.get("out_of_range_share")
+                figures.append(figure("out_of_range_share", share, feature=column, threshold=limit, alert=over))
+                if over:
                     alerts.append(f"out-of-range share of {column} {share:.2f} > {limits['out_of_range_share']}")
+            outputs, notes = self._prediction_drift(record, start, end)
+            for o in outputs:
+                figures.append(
+                    figure(
+                        "prediction_drift",
+                        o["score"],
+                        feature=o["output"],
+                        threshold=o["threshold"],
+                        alert=o["drifted"],
+                    )
+                )
+            performance = model_quality(self.ws, record.endpoint, record.deployment, start, end)
+            figures.extend(figure(f"quality.{metric}", value) for metric, value in performance.items())
+            self._log(run_id, figures)
             with tempfile.TemporaryDirectory() as tmp:
                 result.save_html(Path(tmp) / "drift_report.html")
                 result.save_json(Path(tmp) / "drift_report.json")
                 client.log_artifacts(run_id, tmp, "report")
             _mlflow.terminate_run(client, run_id, "FINISHED")
-            performance = model_quality(self.ws, record.endpoint, record.deployment, start, end)
-            for metric, value in performance.items():
-                client.log_metric(run_id, f"quality.{metric}", value)
+        subject = f"monitors/{record.name}"
         if alerts:
             self.ws.events.emit(
                 "drift.detected",
-                f"monitors/{record.name}",
+                subject,
                 envelope.drift_detected(
                     str(record.id),
                     record.name,
@@ -271,9 +324,53 @@ class Monitors:
                     drifted_features=result.features.query("drifted")["feature"].tolist(),
                 ),
             )
-        return MonitorRun(
-            record.name, run_id, start, end, len(current), result.drifted, result.drift_share, alerts, performance
+        if any(o["drifted"] for o in outputs):
+            from jupyter_mlops.monitoring.predictions import event_payload
+
+            self.ws.events.emit(
+                "prediction_drift.detected", subject, event_payload(record, run_id, start, end, outputs)
+            )
+        worst = max((o["score"] for o in outputs), default=None)
+        return (
+            MonitorRun(
+                record.name,
+                run_id,
+                start,
+                end,
+                len(current),
+                result.drifted,
+                result.drift_share,
+                alerts,
+                performance,
+                worst,
+                notes,
+            ),
+            figures,
         )
+
+    def _log(self, run_id: str, figures: list[dict[str, Any]]) -> None:
+        """The figures as the run's metrics, in one request."""
+        from mlflow.entities import Metric
+
+        from jupyter_mlops.monitoring.history import metric_name
+
+        stamp = int(_now().timestamp() * 1000)
+        metrics = [Metric(metric_name(f["signal"], f["feature"]), f["value"], stamp, 0) for f in figures]
+        self.ws.client.log_batch(run_id, metrics=metrics)
+
+    def _prediction_drift(self, record: Any, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+        """The window's outputs against the reference predictions; no figures, and a note, when there is nothing
+        to compare."""
+        from jupyter_mlops.monitoring import predictions
+
+        expected, why = predictions.reference_predictions(Path(record.reference).parent)
+        if expected is None:
+            return [], [f"prediction_drift skipped: {why}"]
+        current = predictions.collected_outputs(_collected(self.ws, record.endpoint, record.deployment, start, end))
+        outcomes = predictions.compare(expected, current)
+        if not outcomes:
+            return [], [f"prediction_drift skipped: {len(current)} collected output(s) in the window to compare"]
+        return outcomes, []
 
     def _record(self, name: str) -> Any:
         from sqlalchemy import select

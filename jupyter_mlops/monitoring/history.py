@@ -1,0 +1,138 @@
+"""The history of a monitor: every run's figures, one row per signal and feature, in the metadata store.
+
+MLflow keeps each run's metrics too, but reading a time series back from it costs one request per run; the store
+answers the whole series with one indexed query, which is what a chart over months of runs needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jupyter_mlops.records import Record
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from jupyter_mlops.workspace import Workspace
+
+COLUMNS = ["time", "run_id", "signal", "feature", "value", "threshold", "alert"]
+
+
+@dataclass(frozen=True)
+class MonitorFigure(Record):
+    """One figure of one run: ``signal`` for ``feature`` (None: the whole window), against its ``threshold``."""
+
+    time: datetime
+    run_id: str | None
+    signal: str
+    feature: str | None
+    value: float
+    threshold: float | None
+    alert: bool
+    table_columns: ClassVar[tuple[str, ...]] = ("time", "signal", "feature", "value", "threshold", "alert")
+
+
+def figure(
+    signal: str, value: float, *, feature: str | None = None, threshold: float | None = None, alert: bool = False
+) -> dict[str, Any]:
+    """A figure as a run collects it, before it knows its run and time."""
+    return {
+        "signal": signal,
+        "feature": feature,
+        "value": float(value),
+        "threshold": None if threshold is None else float(threshold),
+        "alert": bool(alert),
+    }
+
+
+def metric_name(signal: str, feature: str | None) -> str:
+    """The MLflow metric of the run that holds the same figure: ``drift_score.f0``, ``drift_share``, ..."""
+    return signal if feature is None else f"{signal}.{feature}"
+
+
+def write(session: Session, monitor: str, run_id: str | None, time: datetime, figures: list[dict[str, Any]]) -> None:
+    """Add the figures of one run in the caller's transaction (the one that records the run's result)."""
+    from sqlalchemy import insert
+
+    from jupyter_mlops.store.monitors import MonitorFigureRecord
+
+    if figures:
+        rows = [{"monitor": monitor, "run_id": run_id, "time": time, **f} for f in figures]
+        session.execute(insert(MonitorFigureRecord), rows)
+
+
+def delete(session: Session, monitor: str) -> None:
+    from sqlalchemy import delete as sql_delete
+
+    from jupyter_mlops.store.monitors import MonitorFigureRecord
+
+    session.execute(sql_delete(MonitorFigureRecord).where(MonitorFigureRecord.monitor == monitor))
+
+
+def read(ws: Workspace, monitor: str, *, since: datetime | str | None = None, signal: str | None = None) -> Any:
+    """The figures of ``monitor`` as a DataFrame (``COLUMNS``), oldest first, in one query: ``since`` keeps the runs
+    whose window ended at or after it, ``signal`` one signal."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from jupyter_mlops.store.monitors import MonitorFigureRecord as F
+
+    query = select(*_raw(F)).where(F.monitor == monitor)
+    if since is not None:
+        query = query.where(F.time >= _moment(since))
+    if signal is not None:
+        query = query.where(F.signal == signal)
+    query = query.order_by(F.time, F.id)
+    with ws.store.engine.connect() as conn:
+        result = conn.execute(query)
+        frame = pd.DataFrame.from_records(result.fetchall(), columns=COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+    frame["value"] = frame["value"].astype(float)
+    frame["threshold"] = frame["threshold"].astype(float)
+    frame["alert"] = frame["alert"].astype(bool)
+    return frame
+
+
+def _raw(table: Any) -> list[Any]:
+    """The columns as the database holds them: SQLAlchemy's per-row conversion of datetimes costs more than the
+    query itself on a long history, and pandas parses the whole column at once instead (SQLite's ISO text, or the
+    datetimes other databases hand back)."""
+    from sqlalchemy import String, type_coerce
+
+    columns = (table.run_id, table.signal, table.feature, table.value, table.threshold, table.alert)
+    return [type_coerce(table.time, String()), *columns]
+
+
+def _moment(value: datetime | str) -> datetime:
+    from datetime import timezone
+
+    from jupyter_mlops.exceptions import InvalidInput
+
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(
+                f"Cannot read the time {value!r}: write it in ISO 8601, e.g. 2026-01-31T12:00Z."
+            ) from exc
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def frame_figures(frame: Any) -> list[MonitorFigure]:
+    """The rows of a history frame as records (the REST face serves them)."""
+    out = []
+    for time, run_id, signal, feature, value, threshold, alert in frame[COLUMNS].itertuples(index=False):
+        out.append(
+            MonitorFigure(
+                time=time.to_pydatetime(),
+                run_id=run_id,
+                signal=signal,
+                feature=None if feature is None or feature != feature else str(feature),
+                value=float(value),
+                threshold=None if threshold != threshold else float(threshold),
+                alert=bool(alert),
+            )
+        )
+    return out
