@@ -213,8 +213,10 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_changes(ws, endpoin
         ({"steps": [50, 20]}, "must increase"),
         ({"steps": [10, 150]}, "from 1 to 100"),
         ({"guards": {"p95_ms": 10}}, "Unknown guard 'p95_ms'"),
-        ({"guards": {"agreement": 0.95}}, "shadow comparison is not available yet"),
-        ({"shadow": "10m"}, "shadow comparison is not available yet"),
+        ({"guards": {"agreement": 0.95}}, "give a shadow phase"),
+        ({"shadow": "soon"}, "shadow time"),
+        ({"shadow": "10m", "shadow_percent": 80}, "shadow_percent"),
+        ({"shadow": "10m", "guards": {"agreement": 1.5}}, "out of range"),
         ({"bake": "soon"}, "bake"),
     ]:
         with pytest.raises(InvalidInput, match=expected):
@@ -246,7 +248,7 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_changes(ws, endpoin
     # the CLI face: the same refusals, and the record as JSON
     with pytest.raises(InvalidInput, match="must increase"):
         execute(parse(["rollouts", "start", endpoint, "green", "--steps", "50,20"]), ws)
-    with pytest.raises(InvalidInput, match="shadow comparison is not available yet"):
+    with pytest.raises(InvalidInput, match="give a shadow phase"):
         execute(parse(["rollouts", "start", endpoint, "green", "--guard", "agreement=0.9"]), ws)
     shown = json.loads(to_json(execute(parse(["rollouts", "status", endpoint, "--json"]), ws).value))
     assert shown["state"] == "aborted" and shown["steps"] == [10, 100]

@@ -1,5 +1,5 @@
-"""``jupyter mlops rollouts …``: move a deployment into live traffic in steps, watched by guards (start), and follow
-or steer it (status, list, pause, resume, abort)."""
+"""``jupyter mlops rollouts …``: move a deployment into live traffic in steps, watched by guards, optionally after a
+shadow phase on mirrored traffic (start), and follow or steer it (status, list, pause, resume, abort)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,12 @@ def rollouts_start(ws: Workspace, a: argparse.Namespace) -> Result:
         bake=a.bake,
         guards=_guards(a.guard),
         shadow=a.shadow,
+        shadow_percent=a.shadow_percent,
         promote=a.promote or False,
     )
     steps = ", ".join(f"{s}%" for s in made.steps)
-    return result(made, f"Rollout {made.id} of {a.endpoint}/{a.deployment} started: steps {steps}.")
+    first = f"a shadow phase of {a.shadow} on {a.shadow_percent}% mirrored, then " if a.shadow else ""
+    return result(made, f"Rollout {made.id} of {a.endpoint}/{a.deployment} started: {first}steps {steps}.")
 
 
 def rollouts_status(ws: Workspace, a: argparse.Namespace) -> Result:
@@ -81,9 +83,15 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--steps", default="10,50,100", help="traffic percentages (default: 10,50,100)")
     p.add_argument("--bake", default="5m", help="how long each step is watched (30s, 5m; default: 5m)")
     p.add_argument(
-        "--guard", action="append", metavar="NAME=THRESHOLD", help="error_rate=0.01, p99_ms=50, min_requests=200"
+        "--guard",
+        action="append",
+        metavar="NAME=THRESHOLD",
+        help="error_rate=0.01, p99_ms=50, min_requests=200; with --shadow also agreement=0.95, abs_diff_mean=0.1",
     )
-    p.add_argument("--shadow", help="a mirrored phase first (not available yet)")
+    p.add_argument(
+        "--shadow", metavar="DURATION", help="first mirror requests to it this long (10m) and compare with live"
+    )
+    p.add_argument("--shadow-percent", type=int, default=50, help="share mirrored in the shadow phase (default 50)")
     p.add_argument(
         "--promote", nargs="?", const="champion", metavar="ALIAS", help="at 100%%, promote the model (champion)"
     )

@@ -2,12 +2,19 @@
 
     ws.rollouts.start("churn", "green", model="churn:4", steps=[10, 50, 100], bake="5m",
                       guards={"error_rate": 0.01, "p99_ms": 50, "min_requests": 200}, promote=True)
+    ws.rollouts.start("churn", "green", shadow="10m", guards={"agreement": 0.98})  # mirrored first
     ws.rollouts.status("churn")            # state, current step, the guard figures of the step's window
     ws.rollouts.pause("churn"); ws.rollouts.resume("churn"); ws.rollouts.abort("churn")  # abort = roll back
 
 ``start`` checks everything first (a refusal changes nothing), records the rollout and returns at once; a
 controller process (``controller.py``) drives it from its record, so a kernel restart, a closed Lab or a killed
 controller loses nothing: every verb here notices a dead controller and starts one that resumes from the record.
+
+With ``shadow=`` the rollout begins with a shadow phase (state ``shadow``): green gets ``shadow_percent`` of the
+requests mirrored (50 %, the most an endpoint mirrors) and no live traffic; each mirrored answer is compared with
+the live one (``deploy/shadow.py``). Once the shadow time has passed and ``min_requests`` mirrored requests were
+compared, green goes on to the live steps if its agreement (and differences, and its own error rate and p99) meet
+the guards; else the mirror is turned off and the rollout ends ``rolled_back``: green never served a live request.
 """
 
 from __future__ import annotations
@@ -29,15 +36,18 @@ if TYPE_CHECKING:
     from jupyter_mlops.store.rollouts import RolloutRecord
     from jupyter_mlops.workspace import Workspace
 
-STATES = ("running", "paused", "aborting", "completed", "rolled_back", "aborted")
+STATES = ("shadow", "running", "paused", "aborting", "completed", "rolled_back", "aborted")
+LIVE = ("shadow", "running")  # the states a controller moves on from
 ABORT_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
 class Rollout(Record):
-    """A rollout as recorded: ``state`` running, paused, aborting, completed, rolled_back or aborted; ``step`` is
-    the current step (1-based) and ``percent`` its share of live traffic; ``figures`` are green's and the previous
-    deployments' requests, errors, error rate and p99 over the current step's window."""
+    """A rollout as recorded: ``state`` shadow, running, paused, aborting, completed, rolled_back or aborted;
+    ``step`` is the current step (1-based) and ``percent`` its share of live traffic (0 in the shadow phase);
+    ``figures`` are green's and the previous deployments' requests, errors, error rate and p99 over the current
+    step's window (in the shadow phase, ``"phase": "shadow"`` and green's figures are its mirrored requests':
+    agreement, differences, its own errors and latency)."""
 
     id: int
     endpoint: str
@@ -76,19 +86,21 @@ class Rollouts:
         bake: str | float = "5m",
         guards: dict[str, float] | None = None,
         shadow: str | float | None = None,
+        shadow_percent: int = 50,
         promote: bool | str = False,
         deploy_options: dict[str, Any] | None = None,
     ) -> Rollout:
         """Roll ``deployment`` (deployed first from ``model`` when given) through ``steps``; returns at once with
-        the record. ``promote=True`` (or an alias name) moves the model's ``champion`` alias (or that one) at the
-        end, when the release policy allows it."""
+        the record. ``shadow="10m"`` first mirrors ``shadow_percent`` of the requests to it for that long and
+        goes on only if its answers meet the guards (``agreement``, default 0.95). ``promote=True`` (or an alias
+        name) moves the model's ``champion`` alias (or that one) at the end, when the release policy allows it."""
         from jupyter_mlops.registry import current_user
 
-        if shadow is not None:
-            raise InvalidInput(f"shadow={shadow!r}: {plan.NO_SHADOW}; start without it (shadow=None).")
+        shadow_s = plan.parse_duration(shadow, "shadow") if shadow is not None else 0.0
+        percent = plan.check_shadow_percent(shadow_percent)
         checked_steps = plan.check_steps(steps)
         bake_s = plan.parse_duration(bake)
-        checked_guards = plan.check_guards(guards)
+        checked_guards = plan.check_guards(guards, shadow=shadow_s > 0)
         alias = "champion" if promote is True else (promote or None)
         if alias is not None and not isinstance(alias, str):
             raise InvalidInput(f"promote is True, False or an alias name, not {promote!r}.")
@@ -108,6 +120,11 @@ class Rollouts:
                 "(or give model= to deploy it)."
             )
         plan.split_for(checked_steps[0], deployment, info.traffic)  # refused when nothing serves to move from
+        if shadow_s and info.traffic.get(deployment):
+            raise InvalidInput(
+                f"{deployment} already receives {info.traffic[deployment]}% of live traffic: a shadow phase is for a "
+                "deployment that gets none yet."
+            )
         if model is not None:
             from jupyter_mlops.refs import ModelRef
 
@@ -123,10 +140,10 @@ class Rollouts:
             bake_s=bake_s,
             guards=json.dumps(checked_guards),
             promote_alias=alias,
-            state="running",
+            state="shadow" if shadow_s else "running",
             step_index=0,
             step_applied=False,
-            baseline=json.dumps({"traffic": info.traffic, "mirror": info.mirror}),
+            baseline=json.dumps({"traffic": info.traffic, "mirror": info.mirror, **_shadow_plan(shadow_s, percent)}),
             created_by=current_user(),
         )
         data = {
@@ -138,6 +155,7 @@ class Rollouts:
             "bakeSeconds": bake_s,
             "guards": checked_guards,
             "traffic": info.traffic,
+            "shadowSeconds": shadow_s or None,
         }
         self.ws.events.emit("rollout.started", f"endpoints/{endpoint}", data)
         _control().ensure_controller(self.ws, row)
@@ -176,17 +194,19 @@ class Rollouts:
 
     def pause(self, endpoint: str) -> Rollout:
         """Hold the current step: traffic stays as it is and no guard is judged until ``resume``."""
-        return self._move(endpoint, ("running",), "paused", "pause")
+        return self._move(endpoint, LIVE, "paused", "pause")
 
     def resume(self, endpoint: str) -> Rollout:
-        """Go on from the current step, whose bake time and window start again."""
-        return self._move(endpoint, ("paused",), "running", "resume", step_applied=False)
+        """Go on from the current step (or the shadow phase), whose bake time and window start again."""
+        row = _control().active_row(self.ws, endpoint)
+        state = "shadow" if row is not None and _in_shadow(row) else "running"
+        return self._move(endpoint, ("paused",), state, "resume", step_applied=False)
 
     def abort(self, endpoint: str, *, wait: float = ABORT_WAIT_S) -> Rollout:
         """Roll back: traffic to the split from before the rollout; returns once the controller has done it."""
         from jupyter_mlops.registry import current_user
 
-        self._move(endpoint, ("running", "paused"), "aborting", "abort", reason=f"aborted by {current_user()}")
+        self._move(endpoint, (*LIVE, "paused"), "aborting", "abort", reason=f"aborted by {current_user()}")
         deadline = time.monotonic() + wait
         while True:
             record = self.status(endpoint)
@@ -244,6 +264,17 @@ def _control() -> ModuleType:
     return controller
 
 
+def _shadow_plan(seconds: float, percent: int) -> dict[str, Any]:
+    """What the baseline keeps of the shadow phase (the record has no column for it)."""
+    return {"shadow": {"seconds": seconds, "percent": percent, "passed": False}} if seconds else {}
+
+
+def _in_shadow(row: RolloutRecord) -> bool:
+    """The rollout has a shadow phase it has not passed yet."""
+    phase = json.loads(row.baseline).get("shadow")
+    return bool(phase) and not phase.get("passed")
+
+
 def _rollout(row: RolloutRecord) -> Rollout:
     from jupyter_mlops.processes import ProcessIdentity
     from jupyter_mlops.store.schema import as_utc
@@ -258,7 +289,7 @@ def _rollout(row: RolloutRecord) -> Rollout:
         state=row.state,
         step=row.step_index + 1,
         steps=steps,
-        percent=steps[row.step_index],
+        percent=0 if _in_shadow(row) else steps[row.step_index],
         bake_s=row.bake_s,
         guards=json.loads(row.guards),
         figures=json.loads(row.figures) if row.figures else None,
@@ -272,4 +303,4 @@ def _rollout(row: RolloutRecord) -> Rollout:
     )
 
 
-__all__ = ["STATES", "Rollout", "Rollouts"]
+__all__ = ["LIVE", "STATES", "Rollout", "Rollouts"]

@@ -7,7 +7,10 @@ row (``ensure_controller``, called by every verb). It first claims the row with 
 controller it replaces (none, or a dead one): of two controllers started at once exactly one claims, the other
 exits. Each step: set the split (checked to sum to 100), record it, then watch the live figures of the step's
 window until the bake time has passed and green has had ``min_requests``; a guard trips -> traffic back to the
-split from before the rollout. Pause, resume and abort are written to the row by the verbs; the controller acts
+split from before the rollout. A rollout with a shadow phase starts in state ``shadow``: green is mirrored (no live
+traffic), and its mirrored answers compared with the live ones are judged (agreement, differences, its own errors
+and p99) once the shadow time has passed and ``min_requests`` were compared; it then goes on to the first step, or
+is rolled back (the mirror off). Pause, resume and abort are written to the row by the verbs; the controller acts
 on them (abort rolls back), so traffic is only ever changed by the process that owns the rollout.
 """
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jupyter_mlops.rollouts")
 POLL_S = 0.2
-ACTIVE = ("running", "paused", "aborting")
+ACTIVE = ("shadow", "running", "paused", "aborting")
 FINAL = ("completed", "rolled_back", "aborted")
 LOG_NAME = "_rollout"  # the controller's log, beside the endpoint's deployment logs (no deployment has this name)
 _launched: list[subprocess.Popen[bytes]] = []  # kept to reap them once they exit (no zombies in a long kernel)
@@ -162,6 +165,11 @@ class Controller:
             self._finish(row, "aborted", row.reason or "aborted", None)
         elif row.state == "paused":
             return
+        elif row.state == "shadow":
+            if not row.step_applied:
+                self._apply_shadow(row, info)
+            else:
+                self._watch_shadow(row, info)
         elif not row.step_applied:
             self._apply_step(row, info)
         else:
@@ -219,6 +227,59 @@ class Controller:
                 self._complete(row, figures)
         else:
             self._update({"state": ("running",)}, figures=figures)
+
+    def _apply_shadow(self, row: RolloutRecord, info: Any) -> None:
+        """Mirror the share of the shadow phase to green (live traffic unchanged), then record the window start."""
+        phase = json.loads(row.baseline)["shadow"]
+        if not self._owns_running("shadow"):
+            return
+        after = self.ws.endpoints.set_split(row.endpoint, mirror={row.deployment: phase["percent"]})
+        _check_sum(after.traffic)
+        live, shadows = self._read(after)
+        start = {"live": plan.counters(live), "shadow": shadows.get(row.deployment)}
+        self._update(
+            {"state": "shadow", "step_applied": False},
+            step_applied=True,
+            step_started_at=datetime.now(timezone.utc),
+            window=start,
+        )
+
+    def _watch_shadow(self, row: RolloutRecord, info: Any) -> None:
+        """Judge green's mirrored answers: on to the first live step, or rolled back (it never served live)."""
+        from jupyter_mlops.store.schema import as_utc
+
+        guards, baseline = json.loads(row.guards), json.loads(row.baseline)
+        live, shadows = self._read(info)
+        start = json.loads(row.window or "{}")
+        previous = [d.name for d in info.deployments if d.name != row.deployment and info.traffic.get(d.name)]
+        green = plan.shadow_window(start.get("shadow"), shadows.get(row.deployment))
+        blue = plan.window(start.get("live", {}), plan.counters(live), previous)
+        if green.get("reset") or blue.get("reset"):
+            self._update(
+                {"state": "shadow"}, window={"live": plan.counters(live), "shadow": shadows.get(row.deployment)}
+            )
+            return
+        elapsed = (datetime.now(timezone.utc) - as_utc(row.step_started_at)).total_seconds()
+        figures = {
+            "phase": "shadow",
+            "green": green,
+            "previous": blue,
+            "elapsed_s": round(elapsed, 3),
+            "shadow_s": baseline["shadow"]["seconds"],
+            "mirror_percent": baseline["shadow"]["percent"],
+            "deployments": previous,
+        }
+        wanted = guards.get("min_requests", 1)
+        trip = plan.shadow_tripped(guards, green, blue) if green["requests"] >= wanted else None
+        if trip is not None:
+            guard, figure, threshold = trip
+            reason = f"shadow: {guard} of {row.deployment} was {figure:g}, past the threshold {threshold:g}"
+            self._finish(row, "rolled_back", reason, figures, trip=trip)
+        elif green["compared"] >= wanted and elapsed >= baseline["shadow"]["seconds"]:
+            baseline["shadow"]["passed"] = True
+            self._update({"state": "shadow"}, state="running", step_applied=False, baseline=baseline, figures=figures)
+        else:
+            self._update({"state": "shadow"}, figures=figures)
 
     def _complete(self, row: RolloutRecord, figures: dict[str, Any]) -> None:
         from jupyter_mlops.exceptions import MlopsError
@@ -280,9 +341,26 @@ class Controller:
         }
         self.ws.events.emit("rollout.rolled_back", f"endpoints/{row.endpoint}", data)
 
-    def _owns_running(self) -> bool:
+    def _owns_running(self, state: str = "running") -> bool:
         row = self._row()
-        return row is not None and row.controller == self.me and row.state == "running"
+        return row is not None and row.controller == self.me and row.state == state
+
+    def _read(self, info: Any) -> tuple[Any, dict[str, dict[str, Any]]]:
+        """One reading of ``/metrics``: the live counters (a ``live.Sample``) and the shadow counts."""
+        import urllib.request
+
+        from jupyter_mlops.deploy import shadow
+        from jupyter_mlops.deploy.live import SCRAPE_TIMEOUT_S, Sample, metrics_url, parse_metrics
+
+        url = metrics_url(info)
+        if url is None:
+            return Sample(), {}
+        try:
+            with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as response:
+                text = response.read().decode()
+            return parse_metrics(text), shadow.parse_metrics(text)
+        except (OSError, ValueError):
+            return Sample(), {}
 
     def _sample(self, info: Any) -> Any:
         from jupyter_mlops.deploy.live import Sample, metrics_url, scrape

@@ -14,9 +14,9 @@ from typing import Any
 from jupyter_mlops.exceptions import InvalidInput
 
 GUARDS = ("error_rate", "p99_ms", "min_requests")
-SHADOW_GUARDS = ("agreement",)
+SHADOW_GUARDS = ("agreement", "abs_diff_mean", "abs_diff_p95")  # judged in the shadow phase only
 DEFAULT_GUARDS: dict[str, float] = {"error_rate": 0.01, "min_requests": 100}
-NO_SHADOW = "shadow comparison is not available yet"
+DEFAULT_AGREEMENT = 0.95  # with a shadow phase and no agreement guard given (judged when the outputs are labels)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|[smh]?)$")
 
 
@@ -53,22 +53,26 @@ def parse_duration(value: Any, what: str = "bake") -> float:
     return seconds
 
 
-def check_guards(guards: dict[str, Any] | None) -> dict[str, float]:
-    """The guards over their defaults (``error_rate`` 0.01, ``min_requests`` 100); a guard on an unknown figure is
-    refused, naming the known ones."""
+def check_guards(guards: dict[str, Any] | None, *, shadow: bool = False) -> dict[str, float]:
+    """The guards over their defaults (``error_rate`` 0.01, ``min_requests`` 100, and with a shadow phase
+    ``agreement`` 0.95); a guard on an unknown figure is refused, naming the known ones, and a shadow guard
+    (``agreement``, ``abs_diff_mean``, ``abs_diff_p95``) without a shadow phase, which alone measures it."""
+    defaults = {**DEFAULT_GUARDS, **({"agreement": DEFAULT_AGREEMENT} if shadow else {})}
     if guards is None:
-        return dict(DEFAULT_GUARDS)
+        return defaults
     if not isinstance(guards, dict):
         raise InvalidInput('guards is a dict of figure to threshold, e.g. {"error_rate": 0.01, "p99_ms": 50}.')
-    checked = dict(DEFAULT_GUARDS)  # those not given keep their defaults: a rollout is always watched for errors
+    checked = dict(defaults)  # those not given keep their defaults: a rollout is always watched for errors
     for name, threshold in guards.items():
-        if name in SHADOW_GUARDS:
-            raise InvalidInput(f"The guard {name!r} needs mirrored traffic compared with live: {NO_SHADOW}.")
-        if name not in GUARDS:
-            raise InvalidInput(f"Unknown guard {name!r}; guards: {', '.join(GUARDS)}.")
+        if name in SHADOW_GUARDS and not shadow:
+            raise InvalidInput(
+                f"The guard {name!r} compares mirrored answers with live ones: give a shadow phase (shadow='10m')."
+            )
+        if name not in GUARDS and name not in SHADOW_GUARDS:
+            raise InvalidInput(f"Unknown guard {name!r}; guards: {', '.join(GUARDS + SHADOW_GUARDS)}.")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
             raise InvalidInput(f"The guard {name} takes a number, not {threshold!r}.")
-        if threshold < 0 or (name == "error_rate" and threshold > 1):
+        if threshold < 0 or (name in ("error_rate", "agreement") and threshold > 1):
             raise InvalidInput(f"The guard {name} is out of range: {threshold!r}.")
         if name == "min_requests" and (threshold < 1 or threshold != int(threshold)):
             raise InvalidInput(f"min_requests is a whole number of requests, 1 or more, not {threshold!r}.")
@@ -147,14 +151,55 @@ def tripped(guards: dict[str, float], green: dict[str, Any], blue: dict[str, Any
     return None
 
 
+def check_shadow_percent(percent: Any) -> int:
+    """The share mirrored to green in the shadow phase: a whole percentage the endpoint's mirror allows."""
+    from jupyter_mlops.deploy.traffic import MAX_MIRROR
+
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= MAX_MIRROR:
+        raise InvalidInput(f"shadow_percent is a whole percentage from 1 to {MAX_MIRROR}, not {percent!r}.")
+    return percent
+
+
+# -- the shadow phase ---------------------------------------------------------------------------------------------
+def shadow_window(start: dict[str, Any] | None, now: dict[str, Any] | None) -> dict[str, Any]:
+    """green's shadow figures between two readings of its comparison counts (``deploy/shadow.py``): requests,
+    compared, errors, error rate, p99 of its own latency, agreement and differences; ``reset`` when they went back."""
+    from jupyter_mlops.deploy import shadow
+
+    if now is None:
+        now = shadow.new_counts()
+    counts = shadow.difference(now, start)
+    if counts is None:
+        return {"reset": True}
+    return shadow.figures_of(counts)
+
+
+def shadow_tripped(
+    guards: dict[str, float], green: dict[str, Any], blue: dict[str, Any]
+) -> tuple[str, float, float] | None:
+    """The first guard green fails in the shadow phase: agreement under its threshold, a difference over its
+    threshold, or the mirror's own error rate and p99 as ``tripped`` judges them against the live deployments."""
+    agreement = green.get("agreement_ratio")
+    if "agreement" in guards and agreement is not None and agreement < guards["agreement"]:
+        return "agreement", float(agreement), guards["agreement"]
+    for name in ("abs_diff_mean", "abs_diff_p95"):
+        figure = green.get(name)
+        if name in guards and figure is not None and figure > guards[name]:
+            return name, float(figure), guards[name]
+    return tripped(guards, green, blue)
+
+
 __all__ = [
     "DEFAULT_GUARDS",
     "GUARDS",
-    "NO_SHADOW",
+    "SHADOW_GUARDS",
     "check_guards",
+    "check_shadow_percent",
     "check_steps",
     "counters",
     "parse_duration",
+    "shadow_tripped",
+    "shadow_window",
     "split_for",
     "tripped",
     "window",
