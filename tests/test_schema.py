@@ -103,6 +103,12 @@ async def test_every_get_route_serves_exactly_the_spec(jp_fetch, ws, registered,
         await _in_thread(_wait_collected, ws, "churn-api", 100)
         assert await _in_thread(ws.monitors.run, "churn-drift") is not None
         await fetch(jp_fetch, "endpoints", "churn-api")  # a first reading of /metrics: the next one has a rate
+        # a rollout held at its first step, and an automation
+        start = ws.rollouts.start
+        await _in_thread(
+            start, "churn-api", "green", model="clf:1", steps=[50, 100], bake="1h", guards={"min_requests": 1}
+        )
+        await _in_thread(ws.automations.create, "tell", on="model.registered", do={"notify": "${data.modelName}"})
 
         # When every GET route that answers JSON is read; Then each body is exactly what the spec says
         spec = _closed(yaml.safe_load(SPEC.read_text()))
@@ -123,6 +129,11 @@ async def test_every_get_route_serves_exactly_the_spec(jp_fetch, ws, registered,
             "/pipelines/{name}/runs": ("pipelines", "nightly", "runs"),
             "/monitors": ("monitors",),
             "/monitors/{name}": ("monitors", "churn-drift"),
+            "/endpoints/{name}/rollout": ("endpoints", "churn-api", "rollout"),
+            "/rollouts": ("rollouts",),
+            "/automations": ("automations",),
+            "/automations/{name}": ("automations", "tell"),
+            "/automations/{name}/runs": ("automations", "tell", "runs"),
             "/events/recent": ("events", "recent"),
         }
         assert set(routes) == _json_get_paths(spec), "a GET route of openapi.yaml is not checked here"

@@ -441,6 +441,7 @@ def _sse(event: m.CloudEvent) -> str:
 
 # -- the route table: the release gates' handlers derive from MlopsHandler, so they are imported once it exists ----
 from jupyter_mlops.server.release_handlers import ROUTES as RELEASE_ROUTES  # noqa: E402
+from jupyter_mlops.server.rollout_handlers import ROUTES as ROLLOUT_ROUTES  # noqa: E402
 
 ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("models", ModelsHandler),
@@ -457,6 +458,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("endpoints/{name}/invoke", EndpointInvokeHandler),
     ("endpoints/{name}/logs", EndpointLogsHandler),
     ("endpoints/{name}/deployments", EndpointDeploymentsHandler),
+    *ROLLOUT_ROUTES,
     ("pipelines", PipelinesHandler),
     ("pipelines/{name}/runs", PipelineRunsHandler),
     ("monitors", MonitorsHandler),

@@ -45,7 +45,8 @@ def _rest_type(hint: Any) -> Any:
 
 def _record_fields(record: type, drop: tuple[str, ...], notes: dict[str, str]) -> dict[str, tuple[Any, Any]]:
     """The dataclass's fields as pydantic ``(type, FieldInfo)`` pairs, defaults kept, ``notes`` as descriptions."""
-    hints, fields = get_type_hints(record), {}
+    # a module may define its own list() (automations does): the builtins are meant in an annotation
+    hints, fields = get_type_hints(record, localns={"list": list, "dict": dict}), {}
     for f in dataclasses.fields(record):
         if f.name in drop:
             continue
@@ -330,3 +331,54 @@ class LogsQuery(RequestModel):
 
 class PipelineRunsQuery(RequestModel):
     max_results: int = Field(default=20, ge=1, le=1000)
+
+# -- rollouts and automations ---------------------------------------------------------------------------------------
+from jupyter_mlops.automations import Automation, AutomationRun  # noqa: E402
+from jupyter_mlops.rollouts import Rollout  # noqa: E402
+
+RolloutOut = record_model(
+    Rollout,
+    "RolloutOut",
+    drop=("controller_pid",),  # a process detail: it stays local
+    notes={
+        "state": "shadow, running, paused, aborting, completed, rolled_back or aborted",
+        "step": "The current step, 1-based",
+        "percent": "The current step's share of live traffic",
+        "figures": "The deployment's (green) and the previous ones' requests, errors, error_rate, p99_ms in the step",
+        "promote": "The alias moved to the model at the end, if any",
+    },
+)
+AutomationOut = record_model(Automation, "AutomationOut")
+AutomationRunOut = record_model(
+    AutomationRun, "AutomationRunOut", notes={"status": "running, succeeded, failed or skipped"}
+)
+
+
+class RolloutList(BaseModel):
+    rollouts: list[RolloutOut]
+
+
+class AutomationList(BaseModel):
+    automations: list[AutomationOut]
+
+
+class AutomationRunList(BaseModel):
+    runs: list[AutomationRunOut]
+
+
+class StartRolloutRequest(RequestModel):
+    deployment: str = Field(description="The deployment moved into live traffic")
+    model: str | None = Field(default=None, description="Deploy it first from this model (NAME:VERSION, NAME@ALIAS)")
+    steps: list[int] = Field(default=[10, 50, 100], description="Its share of live traffic at each step, in %")
+    bake: str | float = Field(default="5m", description="How long each step is watched: 30s, 5m, or seconds")
+    shadow: str | float | None = Field(default=None, description="Not available yet: leave it out")
+    guards: dict[str, float] | None = Field(default=None, description='{"error_rate": 0.01, "p99_ms": 50, ...}')
+    promote: bool | str = Field(default=False, description="Move the champion alias (true) or this alias at the end")
+
+
+class RolloutsQuery(RequestModel):
+    endpoint: str | None = None
+
+
+class AutomationRunsQuery(RequestModel):
+    limit: int = Field(default=100, ge=1, le=1000)

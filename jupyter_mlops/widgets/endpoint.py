@@ -1,29 +1,34 @@
 """``mlops.ui.endpoint("name")``: one endpoint in a notebook, as the Lab's Endpoints panel shows it.
 
 Every control calls one core function (``ws.endpoints.show``, ``set_traffic``, ``set_mirror``, ``invoke``,
-``logs``; live figures from :class:`jupyter_mlops.deploy.live.LiveReader`); the rules (traffic adds up to 100,
-one mirror at most 50%) are the core's, and its refusals show inline.
+``logs``; live figures from :class:`jupyter_mlops.deploy.live.LiveReader`; ``ws.rollouts.status`` and ``abort``);
+the rules (traffic adds up to 100, one mirror at most 50%) are the core's, and its refusals show inline.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from jupyter_mlops.deploy.live import LiveReader
-from jupyter_mlops.exceptions import InvalidInput, MlopsError
+from jupyter_mlops.exceptions import InvalidInput, MlopsError, NotFound
 from jupyter_mlops.widgets.panels import _error_html
 from jupyter_mlops.workspace import default_workspace
 
 if TYPE_CHECKING:
     from jupyter_mlops.deploy.endpoints import EndpointInfo
     from jupyter_mlops.deploy.live import LiveStats
+    from jupyter_mlops.rollouts import Rollout
     from jupyter_mlops.workspace import Workspace
 
 EXAMPLE_BODY = '{"inputs": [[0.1, 0.2, 0.3, 0.4]]}'
+ACTIVE = ("shadow", "running", "paused", "aborting")
+RECENT_S = 30 * 60  # an ended rollout stays shown this long, as in the Lab's Endpoints panel
+_BAR_STYLE = {"running": "info", "paused": "warning", "aborting": "warning", "completed": "success"}
 
 
 def _pre(text: str) -> str:
@@ -32,6 +37,28 @@ def _pre(text: str) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
+
+
+def guard_figures(rollout: Rollout) -> list[tuple[str, Any, float]]:
+    """Each guard with the deployment's figure over the current step (None before the first reading)."""
+    green: dict[str, Any] = (rollout.figures or {}).get("green") or {}
+    return [(g, green.get("requests" if g == "min_requests" else g), t) for g, t in rollout.guards.items()]
+
+
+def _guard_text(guard: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if guard == "error_rate":
+        return f"{float(value) * 100:.2f}%"
+    return _ms(float(value)) if guard == "p99_ms" else f"{int(value)} req"
+
+
+def rollout_shown(rollout: Rollout, now: datetime | None = None) -> bool:
+    """An active rollout, or one that ended less than ``RECENT_S`` ago."""
+    if rollout.state in ACTIVE:
+        return True
+    ended = rollout.ended_at
+    return ended is not None and ((now or datetime.now(timezone.utc)) - ended).total_seconds() < RECENT_S
 
 
 class EndpointPanel(w.VBox):
@@ -56,6 +83,14 @@ class EndpointPanel(w.VBox):
         self.response = w.HTML()
         self.logs_button = w.Button(description="Logs")
         self.logs = w.HTML()
+        self.rollout: Rollout | None = None
+        self.rollout_progress = w.IntProgress(min=0, max=1, value=0, description="Rollout")
+        self.rollout_info = w.HTML()
+        self.abort_button = w.Button(description="Abort rollout", button_style="danger", icon="stop")
+        self.rollout_box = w.VBox(
+            [w.HBox([self.rollout_progress, self.abort_button]), self.rollout_info], layout=w.Layout(display="none")
+        )
+        self.abort_button.on_click(lambda _: self.abort())
         self.apply_button.on_click(lambda _: self.apply())
         self.refresh_button.on_click(lambda _: self.refresh())
         self.send_button.on_click(lambda _: self.send())
@@ -65,6 +100,7 @@ class EndpointPanel(w.VBox):
                 w.HBox([self.header, self.refresh_button]),
                 self.error,
                 self.table,
+                self.rollout_box,
                 self.shares,
                 self.apply_button,
                 w.HTML("<b>Test request</b>"),
@@ -102,6 +138,45 @@ class EndpointPanel(w.VBox):
         for n in names:
             self.traffic[n].value = info.traffic.get(n, 0)
             self.mirror[n].value = info.mirror.get(n, 0)
+        self.refresh_rollout()
+
+    def refresh_rollout(self) -> None:
+        """The endpoint's latest rollout: steps done of all, its state, step and guards; hidden when none is recent."""
+        try:
+            self.show_rollout(self.ws.rollouts.status(self.name))
+        except NotFound:
+            self.show_rollout(None)
+
+    def show_rollout(self, rollout: Rollout | None) -> None:
+        self.rollout = rollout
+        if rollout is None or not rollout_shown(rollout):
+            self.rollout_box.layout.display = "none"
+            return
+        self.rollout_box.layout.display = "flex"
+        total = len(rollout.steps)
+        self.rollout_progress.max = total
+        self.rollout_progress.value = total if rollout.state == "completed" else rollout.step - 1
+        self.rollout_progress.bar_style = _BAR_STYLE.get(rollout.state, "danger")
+        self.rollout_progress.description = f"{rollout.percent}% live" if rollout.state in ACTIVE else rollout.state
+        self.abort_button.disabled = rollout.state == "aborting" or rollout.state not in ACTIVE
+        guards = " · ".join(
+            f"{html.escape(g)} {_guard_text(g, figure)} / {_guard_text(g, threshold)}"
+            for g, figure, threshold in guard_figures(rollout)
+        )
+        reason = f"<br><i>{html.escape(rollout.reason)}</i>" if rollout.reason else ""
+        self.rollout_info.value = (
+            f"<b>{html.escape(rollout.deployment)}</b> {html.escape(rollout.state)} · step {rollout.step}/{total} "
+            f"({' → '.join(f'{p}%' for p in rollout.steps)}) · {guards}{reason}"
+        )
+
+    def abort(self) -> None:
+        """Roll back (``ws.rollouts.abort``): traffic to the split from before the rollout."""
+        try:
+            self.show_rollout(self.ws.rollouts.abort(self.name))
+        except MlopsError as exc:
+            self.error.value = _error_html(exc.message)
+            return
+        self.refresh()
 
     def apply(self) -> None:
         """Set the traffic split and the mirror as typed; the core refuses a split that does not add up."""
