@@ -5,6 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { components } from './schema.generated';
 import { Mlops } from './tokens';
 
 export const API_NAMESPACE = 'mlops/api';
@@ -261,6 +262,61 @@ export function deployModel(
   settings?: Settings
 ): Promise<Mlops.Deployment> {
   return requestAPI<Mlops.Deployment>(path('endpoints', endpoint, 'deployments'), json('POST', body), settings);
+}
+
+/** A rollout's record: state, current step and percent, guards and the figures of the step's window. */
+export type Rollout = components['schemas']['RolloutOut'];
+export type RolloutList = components['schemas']['RolloutList'];
+export type StartRolloutRequest = components['schemas']['StartRolloutRequest'];
+export type Automation = components['schemas']['AutomationOut'];
+export type AutomationList = components['schemas']['AutomationList'];
+export type AutomationRunList = components['schemas']['AutomationRunList'];
+
+/** The endpoint's current or last rollout; an MlopsApiError with status 404 when it never had one. */
+export function getRollout(endpoint: string, settings?: Settings): Promise<Rollout> {
+  return requestAPI<Rollout>(path('endpoints', endpoint, 'rollout'), {}, settings);
+}
+
+export function startRollout(endpoint: string, body: StartRolloutRequest, settings?: Settings): Promise<Rollout> {
+  return requestAPI<Rollout>(path('endpoints', endpoint, 'rollout'), json('POST', body), settings);
+}
+
+/** Pause, resume or abort (abort answers once the traffic is back to the split from before). */
+export function rolloutVerb(
+  endpoint: string,
+  verb: 'pause' | 'resume' | 'abort',
+  settings?: Settings
+): Promise<Rollout> {
+  return requestAPI<Rollout>(path('endpoints', endpoint, 'rollout', verb), json('POST', {}), settings);
+}
+
+/** Every rollout (of `endpoint`), newest first. */
+export function listRollouts(options: { endpoint?: string } = {}, settings?: Settings): Promise<RolloutList> {
+  return requestAPI<RolloutList>('rollouts' + query({ endpoint: options.endpoint }), {}, settings);
+}
+
+export function listAutomations(settings?: Settings): Promise<AutomationList> {
+  return requestAPI<AutomationList>('automations', {}, settings);
+}
+
+export function getAutomation(name: string, settings?: Settings): Promise<Automation> {
+  return requestAPI<Automation>(path('automations', name), {}, settings);
+}
+
+export function listAutomationRuns(
+  name: string,
+  options: { limit?: number } = {},
+  settings?: Settings
+): Promise<AutomationRunList> {
+  return requestAPI<AutomationRunList>(
+    path('automations', name, 'runs') + query({ limit: options.limit }),
+    {},
+    settings
+  );
+}
+
+export function deleteAutomation(name: string, settings?: Settings): Promise<null> {
+  return requestAPI<null>(path('automations', name), { method: 'DELETE' }, settings);
 }
 
 export function listPipelines(settings?: Settings): Promise<Mlops.PipelineList> {

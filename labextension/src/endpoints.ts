@@ -1,12 +1,16 @@
 /**
  * The state of the Endpoints panel: endpoints refreshed every few seconds (live figures), the traffic and mirror
- * a person is editing (checked here before anything is sent), test requests and logs. No DOM here.
+ * a person is editing (checked here before anything is sent), test requests and logs, and each endpoint's active or
+ * recent rollout with its verbs. No DOM here.
  */
 import * as api from './api';
 import { Model } from './model';
 import { Mlops } from './tokens';
 
 export const POLL_MS = 5000;
+/** How long an ended rollout stays on its endpoint's card. */
+export const RECENT_ROLLOUT_MS = 30 * 60 * 1000;
+const ACTIVE_STATES = ['shadow', 'running', 'paused', 'aborting'];
 
 /** What a person typed in the percentage boxes, per deployment. */
 export type Shares = Record<string, string>;
@@ -136,6 +140,59 @@ export function suggestDeploymentName(model: string, version: number): string {
 /** A first test request body for an endpoint: MLflow's `inputs` format. */
 export const EXAMPLE_BODY = '{\n  "inputs": [[0.1, 0.2, 0.3, 0.4]]\n}';
 
+/** Whether the rollout is still moving traffic (or about to roll back). */
+export function rolloutActive(rollout: api.Rollout): boolean {
+  return ACTIVE_STATES.includes(rollout.state);
+}
+
+/** Whether the card shows the rollout: an active one, or one that ended less than `RECENT_ROLLOUT_MS` ago. */
+export function rolloutShown(rollout: api.Rollout, now = Date.now()): boolean {
+  if (rolloutActive(rollout)) {
+    return true;
+  }
+  return !!rollout.ended_at && now - Date.parse(rollout.ended_at) < RECENT_ROLLOUT_MS;
+}
+
+/** Steps done out of all (the current one counts once it completed), and the current share of live traffic. */
+export function rolloutProgress(rollout: api.Rollout): { done: number; total: number; percent: number } {
+  const total = rollout.steps.length;
+  const done = rollout.state === 'completed' ? total : Math.max(0, rollout.step - 1);
+  const percent = rolloutActive(rollout) || rollout.state === 'completed' ? rollout.percent : 0;
+  return { done, total, percent };
+}
+
+export interface IGuardFigure {
+  guard: string;
+  figure: number | null;
+  threshold: number;
+  ok: boolean | null;
+}
+
+/** Each guard with the deployment's figure over the current step (null before the first reading). */
+export function guardFigures(rollout: api.Rollout): IGuardFigure[] {
+  const green = ((rollout.figures ?? {}) as Record<string, unknown>).green as Record<string, unknown> | undefined;
+  return Object.entries(rollout.guards).map(([guard, threshold]) => {
+    const raw = green?.[guard === 'min_requests' ? 'requests' : guard];
+    const figure = typeof raw === 'number' ? raw : null;
+    const ok = figure === null ? null : guard === 'min_requests' ? figure >= threshold : figure <= threshold;
+    return { guard, figure, threshold, ok };
+  });
+}
+
+/** `0.4%`, `12 ms`, `250 req`: a guard's figure or threshold in its unit. */
+export function formatGuard(guard: string, value: number | null): string {
+  if (value === null) {
+    return '–';
+  }
+  if (guard === 'error_rate') {
+    return `${(value * 100).toFixed(value < 0.01 ? 2 : 1)}%`;
+  }
+  if (guard === 'p99_ms') {
+    return formatLatency(value);
+  }
+  return `${Math.round(value)} req`;
+}
+
 interface IEndpointState {
   draft: IDraft;
   message: { kind: 'error' | 'info'; text: string } | null;
@@ -147,6 +204,8 @@ interface IEndpointState {
   logs: string | null;
   /** Whose log: '' for the router, else a deployment. */
   logsOf: string;
+  /** A rollout verb under way. */
+  rolloutBusy: boolean;
 }
 
 export class EndpointsModel extends Model {
@@ -157,7 +216,15 @@ export class EndpointsModel extends Model {
   selected = '';
   /** The outcome of the last deployment started from the Models panel. */
   deployMessage: { kind: 'error' | 'info'; text: string } | null = null;
+  /** Each endpoint's latest rollout. */
+  rollouts = new Map<string, api.Rollout>();
   private _state = new Map<string, IEndpointState>();
+
+  /** The rollout the card of `endpoint` shows, or null. */
+  rollout(endpoint: Mlops.Endpoint): api.Rollout | null {
+    const rollout = this.rollouts.get(endpoint.name);
+    return rollout && rolloutShown(rollout) ? rollout : null;
+  }
 
   /** The editable state of one endpoint (the draft starts as its current split). */
   state(endpoint: Mlops.Endpoint): IEndpointState {
@@ -172,7 +239,8 @@ export class EndpointsModel extends Model {
         response: null,
         sending: false,
         logs: null,
-        logsOf: ''
+        logsOf: '',
+        rolloutBusy: false
       };
       this._state.set(endpoint.name, state);
     }
@@ -197,7 +265,17 @@ export class EndpointsModel extends Model {
     this.emit();
     try {
       const previous = new Map(this.endpoints.map(e => [e.name, e]));
-      this.endpoints = (await api.listEndpoints(this.settings)).endpoints;
+      const [endpoints, rollouts] = await Promise.all([
+        api.listEndpoints(this.settings),
+        api.listRollouts({}, this.settings).catch(() => null) // a server without rollouts: the cards without them
+      ]);
+      this.endpoints = endpoints.endpoints;
+      this.rollouts = new Map();
+      for (const rollout of rollouts?.rollouts ?? []) {
+        if (!this.rollouts.has(rollout.endpoint)) {
+          this.rollouts.set(rollout.endpoint, rollout); // newest first
+        }
+      }
       this.error = '';
       for (const endpoint of this.endpoints) {
         const before = previous.get(endpoint.name);
@@ -210,6 +288,25 @@ export class EndpointsModel extends Model {
       this.error = api.errorMessage(error);
     } finally {
       this.loading = false;
+      this.emit();
+    }
+  }
+
+  /** Pause, resume or abort the endpoint's rollout; the card shows the record the server answers. */
+  async rolloutVerb(endpoint: Mlops.Endpoint, verb: 'pause' | 'resume' | 'abort'): Promise<void> {
+    const state = this.state(endpoint);
+    state.rolloutBusy = true;
+    this.emit();
+    try {
+      this.rollouts.set(endpoint.name, await api.rolloutVerb(endpoint.name, verb, this.settings));
+      state.message = null;
+      if (verb === 'abort') {
+        await this.refresh(); // the traffic is back to the split from before
+      }
+    } catch (error) {
+      state.message = { kind: 'error', text: `Could not ${verb} the rollout: ${api.errorMessage(error)}` };
+    } finally {
+      state.rolloutBusy = false;
       this.emit();
     }
   }

@@ -62,6 +62,7 @@ export function sectionOf(type: string): 'runs' | 'models' | 'endpoints' | 'pipe
       return 'models';
     case 'endpoint':
     case 'deployment':
+    case 'rollout':
       return 'endpoints';
     case 'pipeline':
       return 'pipelines';

@@ -1,6 +1,17 @@
 import React, { useEffect, useRef } from 'react';
 
-import { EndpointsModel, formatLatency, formatRate, formatResources, POLL_MS } from '../endpoints';
+import * as api from '../api';
+import {
+  EndpointsModel,
+  formatGuard,
+  formatLatency,
+  formatRate,
+  formatResources,
+  guardFigures,
+  POLL_MS,
+  rolloutActive,
+  rolloutProgress
+} from '../endpoints';
 import { Mlops } from '../tokens';
 import { ErrorNote, RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
@@ -49,6 +60,7 @@ function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }
   const problem = model.problem(endpoint);
   const edited = model.edited(endpoint);
   const selected = model.selected === endpoint.name;
+  const rollout = model.rollout(endpoint);
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (selected) {
@@ -79,6 +91,7 @@ function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }
         </div>
       )}
       {endpoint.note && <div className="jp-mlops-muted jp-mlops-note">{endpoint.note}</div>}
+      {rollout && <RolloutBox endpoint={endpoint} rollout={rollout} model={model} />}
       <form
         className="jp-mlops-split"
         onSubmit={e => {
@@ -154,6 +167,81 @@ function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }
           </>
         )}
       </div>
+    </div>
+  );
+}
+
+/** The endpoint's rollout: steps done, current share, state, guards (figure vs threshold) and its verbs. */
+function RolloutBox(props: { endpoint: Mlops.Endpoint; rollout: api.Rollout; model: EndpointsModel }): JSX.Element {
+  const { endpoint, rollout, model } = props;
+  const { done, total, percent } = rolloutProgress(rollout);
+  const busy = model.state(endpoint).rolloutBusy;
+  const active = rolloutActive(rollout);
+  return (
+    <div className={`jp-mlops-rollout jp-mlops-rollout-${rollout.state}`} data-rollout={rollout.id}>
+      <div className="jp-mlops-rollout-head">
+        <span className="jp-mlops-rollout-title" title={rollout.model ?? ''}>
+          Rollout of {rollout.deployment}
+        </span>
+        <span className="jp-mlops-chip jp-mlops-rollout-state">{rollout.state.replace('_', ' ')}</span>
+        <span className="jp-mlops-grow jp-mlops-muted">
+          step {rollout.step}/{total} · {percent}% live
+        </span>
+      </div>
+      <div
+        className="jp-mlops-rollout-bar"
+        role="progressbar"
+        aria-label={`Rollout of ${rollout.deployment}`}
+        aria-valuemin={0}
+        aria-valuemax={total}
+        aria-valuenow={done}
+        title={`${done} of ${total} steps done; steps ${rollout.steps.join(' → ')}%`}
+      >
+        <span className="jp-mlops-rollout-fill" style={{ width: `${total ? (100 * done) / total : 0}%` }} />
+        <span className="jp-mlops-rollout-traffic" style={{ width: `${percent}%` }} />
+      </div>
+      <div className="jp-mlops-rollout-guards">
+        {guardFigures(rollout).map(g => (
+          <span
+            key={g.guard}
+            className={`jp-mlops-rollout-guard${g.ok === false ? ' jp-mlops-invalid' : ''}`}
+            data-guard={g.guard}
+            title={g.guard === 'min_requests' ? 'requests in the step, needed' : 'figure in the step vs threshold'}
+          >
+            {g.guard} {formatGuard(g.guard, g.figure)} / {formatGuard(g.guard, g.threshold)}
+          </span>
+        ))}
+      </div>
+      {rollout.reason && <div className="jp-mlops-muted jp-mlops-note">{rollout.reason}</div>}
+      {active && (
+        <div className="jp-mlops-rollout-actions">
+          {(rollout.state === 'running' || rollout.state === 'shadow') && (
+            <button
+              className="jp-mlops-button"
+              disabled={busy}
+              onClick={() => void model.rolloutVerb(endpoint, 'pause')}
+            >
+              Pause
+            </button>
+          )}
+          {rollout.state === 'paused' && (
+            <button
+              className="jp-mlops-button"
+              disabled={busy}
+              onClick={() => void model.rolloutVerb(endpoint, 'resume')}
+            >
+              Resume
+            </button>
+          )}
+          <button
+            className="jp-mlops-button jp-mlops-button-reject"
+            disabled={busy || rollout.state === 'aborting'}
+            onClick={() => void model.rolloutVerb(endpoint, 'abort')}
+          >
+            {busy ? 'Working…' : 'Abort'}
+          </button>
+        </div>
+      )}
     </div>
   );
 }

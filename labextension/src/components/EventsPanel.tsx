@@ -18,7 +18,11 @@ export function EventsPanel(props: { model: EventsModel }): JSX.Element {
             <span className={`jp-mlops-chip jp-mlops-event-type jp-mlops-event-${event.type.split('.')[1] ?? ''}`}>
               {event.type}
             </span>
-            <span className="jp-mlops-event-subject">{describeEvent(event.data, event.subject)}</span>
+            {event.type === 'automation.ran' ? (
+              <AutomationRan data={event.data} />
+            ) : (
+              <span className="jp-mlops-event-subject">{describeEvent(event.data, event.subject)}</span>
+            )}
           </div>
         ))}
         {!model.events.length && <div className="jp-mlops-empty">No events since JupyterLab started.</div>}
@@ -46,4 +50,57 @@ export function describeEvent(data: Record<string, unknown>, subject: string | n
     return `monitor ${data.dataDriftName}`;
   }
   return subject ?? '';
+}
+
+export interface IAutomationRan {
+  automation: string;
+  /** The kind of action: pipeline, evaluate, promote, rollout or notify ('' when it did not get that far). */
+  action: string;
+  status: string;
+  /** What the action started or did, e.g. `rollout #3 of churn-api (running)`, or why it failed or skipped. */
+  started: string;
+}
+
+/** What an `automation.ran` event says, from the action's result (its keys tell the kind of action). */
+export function describeAutomationRan(data: Record<string, unknown>): IAutomationRan {
+  const result = (data.result ?? {}) as Record<string, unknown>;
+  const has = (key: string) => result[key] !== undefined && result[key] !== null;
+  let action = '';
+  let started = '';
+  if (has('rollout_id')) {
+    action = 'rollout';
+    started = `rollout #${result.rollout_id} of ${result.endpoint} (${result.state})`;
+  } else if (has('pipeline_run_id')) {
+    action = 'pipeline';
+    started = `pipeline run ${String(result.pipeline_run_id).slice(0, 8)} (${result.status})`;
+  } else if (has('candidate')) {
+    action = 'evaluate';
+    started = `gate of ${result.candidate}: ${result.passed ? 'passed' : 'failed'}`;
+  } else if (has('alias')) {
+    action = 'promote';
+    started = `${result.model}:${result.version} is @${result.alias}`;
+  } else if (has('message')) {
+    action = 'notify';
+    started = String(result.message);
+  }
+  const reason = typeof data.reason === 'string' ? data.reason : '';
+  return {
+    automation: typeof data.automation === 'string' ? data.automation : '?',
+    action,
+    status: typeof data.status === 'string' ? data.status : '?',
+    started: started || reason
+  };
+}
+
+function AutomationRan(props: { data: Record<string, unknown> }): JSX.Element {
+  const ran = describeAutomationRan(props.data);
+  const failed = ran.status === 'failed';
+  return (
+    <span className="jp-mlops-event-subject jp-mlops-event-automation" title={ran.started}>
+      <span className="jp-mlops-event-automation-name">{ran.automation}</span>
+      {ran.action && <span className="jp-mlops-muted">{ran.action}</span>}
+      <span className={`jp-mlops-chip${failed ? ' jp-mlops-event-failed' : ''}`}>{ran.status}</span>
+      {ran.started && <span className="jp-mlops-muted jp-mlops-event-started">{ran.started}</span>}
+    </span>
+  );
 }
