@@ -20,9 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from jupyter_mlops.deploy import client, isolated
+from jupyter_mlops.deploy import client, isolated, series
 from jupyter_mlops.deploy import resources as limits
 from jupyter_mlops.deploy import traffic as rules
+from jupyter_mlops.deploy.series import LivePoint
 from jupyter_mlops.deploy.supervision import (
     APPLY_TIMEOUT_S,
     START_TIMEOUT_S,
@@ -42,6 +43,8 @@ from jupyter_mlops.store import endpoints as q
 from jupyter_mlops.store.schema import as_utc
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from jupyter_mlops.deploy.shadow import ShadowReport
     from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
     from jupyter_mlops.workspace import Workspace
@@ -163,6 +166,9 @@ class Endpoint:
     def logs(self, deployment: str | None = None, lines: int = 100) -> str:
         return self.service.logs(self.name, deployment, lines=lines)
 
+    def history(self, since: datetime | None = None) -> pd.DataFrame:
+        return self.service.history(self.name, since=since)
+
     def delete(self) -> None:
         self.service.delete(self.name)
 
@@ -253,6 +259,17 @@ class Endpoints:
 
     def keys(self, name: str) -> dict[str, str | None]:
         return {"name": name, "key": self._record(name).key}
+
+    def history(self, name: str, *, since: datetime | None = None) -> pd.DataFrame:
+        """The live figures of endpoint ``name`` per deployment and interval (``deploy.series``), oldest first: time,
+        requests, errors, error and request rates, p50/p99 in ms, traffic and mirror shares."""
+        self._record(name)
+        return series.frame(self.points(name, since=since))
+
+    def points(self, name: str, *, since: datetime | None = None) -> list[LivePoint]:
+        """The same figures as records (what REST serves)."""
+        self._record(name)
+        return series.points(self.ws, name, since=since)
 
     # -- change -------------------------------------------------------------------------------------------------
     def deploy(

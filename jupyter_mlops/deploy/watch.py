@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from jupyter_mlops.deploy import isolated
 from jupyter_mlops.deploy.restarts import RUNNING, age_s, exit_reason, record_restart
+from jupyter_mlops.deploy.series import SeriesWriter
 from jupyter_mlops.deploy.supervision import (
     START_TIMEOUT_S,
     UNRECORDED_AFTER_S,
@@ -91,6 +92,7 @@ class Watch:
         self._docker_at = 0.0
         self._unrecorded_at = time.monotonic()
         self.watched: list[ProcessIdentity] = []  # the running processes the last read found, checked in between
+        self.series = SeriesWriter(ws, endpoint)
 
     def run(self, claim: str) -> None:
         """Record itself in place of ``claim``, then check until stopped, replaced, or the endpoint goes."""
@@ -151,6 +153,10 @@ class Watch:
         for pid, process in list(self.children.items()):  # reap what exited, keeping its exit status a while
             if process.poll() is not None and now - self.exited.setdefault(pid, now) > KEEP_EXITED_S:
                 del self.children[pid], self.exited[pid]
+        try:
+            self.series.tick(record)
+        except Exception:  # the series is a picture of the past: it never holds up a restart
+            log.exception("supervisor of %s: writing its live figures failed", self.endpoint)
         return True
 
     # -- workers ------------------------------------------------------------------------------------------------
