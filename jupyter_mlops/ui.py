@@ -1,4 +1,4 @@
-"""``mlops.ui``: the notebook panels (``jupyter_mlops.widgets``) and the monitor chart.
+"""``mlops.ui``: the notebook panels (every name of ``jupyter_mlops.widgets``) and the monitor chart.
 
 ``mlops.ui.monitor(name)`` displays the Vega-Lite chart the core makes from the monitor's history
 (``monitoring/charts.py``), the same spec the Lab's panel draws.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops.widgets import DriftPanel, EndpointPanel, ModelsPanel, RunsPanel, drift, endpoint, models, runs
+from jupyter_mlops import widgets as _widgets
 
 if TYPE_CHECKING:
     from jupyter_mlops.monitoring.charts import MonitorChart
@@ -24,14 +24,6 @@ def monitor(name: str, *, workspace: Workspace | None = None, since: Any = None)
     return MonitorChart(name, ws.monitors.history(name, since=since))
 
 
-__all__ = [
-    "DriftPanel",
-    "EndpointPanel",
-    "ModelsPanel",
-    "RunsPanel",
-    "drift",
-    "endpoint",
-    "models",
-    "monitor",
-    "runs",
-]
+# every panel of jupyter_mlops.widgets, as it lists them
+globals().update({name: getattr(_widgets, name) for name in _widgets.__all__})
+__all__ = [*_widgets.__all__, "monitor"]

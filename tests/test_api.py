@@ -99,3 +99,13 @@ def test_mlops_x_is_the_default_workspace_x_even_after_its_module_is_imported(tm
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_ui_has_the_panels_and_the_monitor_chart():
+    import jupyter_mlops.ui as ui
+
+    assert jupyter_mlops.ui is ui
+    from jupyter_mlops import widgets
+
+    assert set(ui.__all__) >= {*widgets.__all__, "monitor"} and {"models", "runs", "drift"} <= set(ui.__all__)
+    assert all(callable(getattr(ui, name)) for name in ui.__all__)

@@ -440,6 +440,7 @@ def _sse(event: m.CloudEvent) -> str:
 
 
 # -- the route table: the release gates' handlers derive from MlopsHandler, so they are imported once it exists ----
+from jupyter_mlops.server.monitor_handlers import ROUTES as MONITOR_ROUTES  # noqa: E402
 from jupyter_mlops.server.release_handlers import ROUTES as RELEASE_ROUTES  # noqa: E402
 from jupyter_mlops.server.rollout_handlers import ROUTES as ROLLOUT_ROUTES  # noqa: E402
 
@@ -464,6 +465,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("monitors", MonitorsHandler),
     ("monitors/{name}", MonitorHandler),
     ("monitors/{name}/report", MonitorReportHandler),
+    *MONITOR_ROUTES,
     ("events", EventsHandler),
     ("events/recent", RecentEventsHandler),
 ]

@@ -19,6 +19,7 @@ from typing_extensions import TypedDict
 from jupyter_mlops.deploy.endpoints import DeploymentInfo, EndpointInfo
 from jupyter_mlops.deploy.live import LiveStats
 from jupyter_mlops.events.envelope import EVENT_TYPES, Event
+from jupyter_mlops.monitoring.history import MonitorFigure
 from jupyter_mlops.monitoring.monitors import Monitor, MonitorRun
 from jupyter_mlops.pipelines.records import PipelineInfo, PipelineRunInfo
 from jupyter_mlops.records import ModelVersion, RegisteredModel, Run
@@ -237,6 +238,21 @@ class PipelineRunList(BaseModel):
 
 class MonitorList(BaseModel):
     monitors: list[MonitorOut]
+
+
+MonitorFigureOut = record_model(
+    MonitorFigure,
+    "MonitorFigureOut",
+    notes={"time": "The end of the run's window", "feature": "null: a figure of the whole window"},
+)
+
+
+class MonitorHistory(BaseModel):
+    """Every run's figures, oldest first, and the Vega-Lite v5 chart the notebook shows for them."""
+
+    monitor: str
+    figures: list[MonitorFigureOut]
+    chart: dict[str, Any] = Field(description="A Vega-Lite v5 spec, the figures inlined as its data values")
 
 
 # -- requests: bodies and queries -----------------------------------------------------------------------------------
