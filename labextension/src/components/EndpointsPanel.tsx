@@ -204,7 +204,7 @@ function RolloutBox(props: { endpoint: Mlops.Endpoint; rollout: api.Rollout; mod
         {guardFigures(rollout).map(g => (
           <span
             key={g.guard}
-            className={`jp-mlops-rollout-guard${g.ok === false ? ' jp-mlops-invalid' : ''}`}
+            className={`jp-mlops-rollout-guard${g.ok === false && g.guard !== 'min_requests' ? ' jp-mlops-rollout-tripped' : ''}`}
             data-guard={g.guard}
             title={g.guard === 'min_requests' ? 'requests in the step, needed' : 'figure in the step vs threshold'}
           >
