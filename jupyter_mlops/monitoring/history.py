@@ -105,14 +105,17 @@ def _columns_at_once(conn: Any, query: Any) -> Any:
     row of ``group_concat`` texts (in the query's order), split in C, carries the columns instead."""
     import numpy as np
     import pandas as pd
-    from sqlalchemy import func, literal, select
+    from sqlalchemy import case, func, literal, select
 
     sub = query.subquery()
     texts = [
         func.group_concat(func.coalesce(sub.c[c], literal(_NULL)), literal(_SEP))
         for c in ("time", "run_id", "signal", "feature")
     ]
-    numbers = [func.group_concat(func.coalesce(sub.c[c], literal("nan")), literal(",")) for c in ("value", "threshold")]
+    numbers = [  # 17 significant digits: SQLite's own text of a float keeps 15, and the figures must read back exact
+        func.group_concat(case((sub.c[c].is_(None), literal("nan")), else_=func.printf("%.17g", sub.c[c])), ",")
+        for c in ("value", "threshold")
+    ]
     row = conn.execute(select(*texts, *numbers, func.group_concat(sub.c.alert, literal(",")))).one()
     if row[0] is None:
         return pd.DataFrame({c: [] for c in COLUMNS})
