@@ -443,6 +443,7 @@ def _sse(event: m.CloudEvent) -> str:
 from jupyter_mlops.server.monitor_handlers import ROUTES as MONITOR_ROUTES  # noqa: E402
 from jupyter_mlops.server.release_handlers import ROUTES as RELEASE_ROUTES  # noqa: E402
 from jupyter_mlops.server.rollout_handlers import ROUTES as ROLLOUT_ROUTES  # noqa: E402
+from jupyter_mlops.server.series_handlers import ROUTES as SERIES_ROUTES  # noqa: E402
 
 ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("models", ModelsHandler),
@@ -459,6 +460,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("endpoints/{name}/invoke", EndpointInvokeHandler),
     ("endpoints/{name}/logs", EndpointLogsHandler),
     ("endpoints/{name}/deployments", EndpointDeploymentsHandler),
+    *SERIES_ROUTES,
     *ROLLOUT_ROUTES,
     ("pipelines", PipelinesHandler),
     ("pipelines/{name}/runs", PipelineRunsHandler),

@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 
 from jupyter_mlops.deploy.endpoints import DeploymentInfo, EndpointInfo
 from jupyter_mlops.deploy.live import LiveStats
+from jupyter_mlops.deploy.series import LivePoint
 from jupyter_mlops.events.envelope import EVENT_TYPES, Event
 from jupyter_mlops.monitoring.history import MonitorFigure
 from jupyter_mlops.monitoring.monitors import Monitor, MonitorRun
@@ -255,6 +256,25 @@ class MonitorHistory(BaseModel):
     chart: dict[str, Any] = Field(description="A Vega-Lite v5 spec, the figures inlined as its data values")
 
 
+LivePointOut = record_model(
+    LivePoint,
+    "LivePointOut",
+    notes={
+        "time": "The end of the interval",
+        "traffic": "The deployment's share of live traffic (%) when the interval ended",
+        "mirror": "Its mirrored share (%)",
+    },
+)
+
+
+class EndpointHistory(BaseModel):
+    """An endpoint's live figures per deployment and interval, oldest first, and the dashboard chart of them."""
+
+    endpoint: str
+    points: list[LivePointOut]
+    chart: dict[str, Any] = Field(description="A Vega-Lite v5 spec, the points inlined as its data values")
+
+
 # -- requests: bodies and queries -----------------------------------------------------------------------------------
 class RequestModel(BaseModel):
     """A request body or query: a field the API does not have is refused (400), not ignored."""
@@ -348,6 +368,7 @@ class LogsQuery(RequestModel):
 class PipelineRunsQuery(RequestModel):
     max_results: int = Field(default=20, ge=1, le=1000)
 
+
 # -- rollouts and automations ---------------------------------------------------------------------------------------
 from jupyter_mlops.automations import Automation, AutomationRun  # noqa: E402
 from jupyter_mlops.rollouts import Rollout  # noqa: E402
@@ -387,7 +408,10 @@ class StartRolloutRequest(RequestModel):
     model: str | None = Field(default=None, description="Deploy it first from this model (NAME:VERSION, NAME@ALIAS)")
     steps: list[int] = Field(default=[10, 50, 100], description="Its share of live traffic at each step, in %")
     bake: str | float = Field(default="5m", description="How long each step is watched: 30s, 5m, or seconds")
-    shadow: str | float | None = Field(default=None, description="Not available yet: leave it out")
+    shadow: str | float | None = Field(
+        default=None, description="A mirrored phase first, this long (10m): green's answers compared with live ones"
+    )
+    shadow_percent: int = Field(default=50, ge=1, le=50, description="The share mirrored to it in the shadow phase")
     guards: dict[str, float] | None = Field(default=None, description='{"error_rate": 0.01, "p99_ms": 50, ...}')
     promote: bool | str = Field(default=False, description="Move the champion alias (true) or this alias at the end")
 

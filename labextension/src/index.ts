@@ -1,10 +1,12 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import { openCompare } from './compare';
 import { promptDeploy } from './components/DeployForm';
+import { openDashboard } from './dashboard';
 import { EndpointsModel } from './endpoints';
 import { EventsModel, ModelsModel, RunsModel } from './model';
 import { MonitorsModel } from './monitors';
@@ -41,8 +43,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     'MLOps sidebar: tracked jobs, the model registry, endpoints, pipelines, drift monitors and a live feed of ' +
     'lifecycle events.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette],
-  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null, palette: ICommandPalette | null) => {
+  optional: [ILayoutRestorer, ICommandPalette, IRenderMimeRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    rendermime: IRenderMimeRegistry | null
+  ) => {
     const settings = ServerConnection.makeSettings();
     const models: IModels = {
       runs: new RunsModel(settings),
@@ -60,7 +67,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openCode: run => void openRunCode(app, run, settings),
       openReport: monitor => openReport(app, monitor, settings),
       deploy: version => void promptDeploy(models.endpoints, version, () => show(sidebar.endpointsSection)),
-      compare: (name, a, b) => openCompare(app, name, a, b, settings)
+      compare: (name, a, b) => openCompare(app, name, a, b, settings),
+      dashboard: rendermime ? (kind, name) => openDashboard(app, rendermime, kind, name, settings) : undefined
     });
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id);

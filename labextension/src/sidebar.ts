@@ -35,6 +35,8 @@ export interface IActions {
   deploy: (version: Mlops.ModelVersion) => void;
   /** Open the comparison of version `b` of `name` with version `a` (optional: the panels work without it). */
   compare?: (name: string, a: number, b: number) => void;
+  /** Open the dashboard of an endpoint or a monitor in a tab (optional: without it the panels offer none). */
+  dashboard?: (kind: 'endpoint' | 'monitor', name: string) => void;
 }
 
 export class MlopsSidebar extends SidePanel {
@@ -64,7 +66,11 @@ export class MlopsSidebar extends SidePanel {
       'Endpoints',
       'endpoints',
       react(
-        React.createElement(EndpointsPanel, { model: models.endpoints, shown: () => this.endpointsSection.isVisible })
+        React.createElement(EndpointsPanel, {
+          model: models.endpoints,
+          shown: () => this.endpointsSection.isVisible,
+          dashboard: actions.dashboard && ((name: string) => actions.dashboard?.('endpoint', name))
+        })
       )
     );
     this.pipelinesSection = this.addSection(
@@ -75,7 +81,13 @@ export class MlopsSidebar extends SidePanel {
     this.monitorsSection = this.addSection(
       'Monitors',
       'monitors',
-      react(React.createElement(MonitorsPanel, { model: models.monitors, openReport: actions.openReport }))
+      react(
+        React.createElement(MonitorsPanel, {
+          model: models.monitors,
+          openReport: actions.openReport,
+          dashboard: actions.dashboard && ((name: string) => actions.dashboard?.('monitor', name))
+        })
+      )
     );
     this.eventsSection = this.addSection(
       'Events',

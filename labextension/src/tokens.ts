@@ -21,6 +21,8 @@ export namespace Mlops {
   export type Promotion = Schemas['PromotionOut'];
   /** What differs between two versions. */
   export type Comparison = Schemas['ComparisonOut'];
+  export type EndpointHistory = Schemas['EndpointHistory'];
+  export type MonitorHistory = Schemas['MonitorHistory'];
 
   export type Run = Schemas['RunOut'];
   export type RunStatus = Run['status'];

@@ -16,8 +16,13 @@ import { Mlops } from '../tokens';
 import { ErrorNote, RefreshButton, StatusNote } from './common';
 import { useModel } from './hooks';
 
-/** `shown()` says whether a person can see the panel: the live figures are read only then. */
-export function EndpointsPanel(props: { model: EndpointsModel; shown: () => boolean }): JSX.Element {
+/** `shown()` says whether a person can see the panel: the live figures are read only then; `dashboard` opens an
+ * endpoint's dashboard in a tab. */
+export function EndpointsPanel(props: {
+  model: EndpointsModel;
+  shown: () => boolean;
+  dashboard?: (endpoint: string) => void;
+}): JSX.Element {
   const model = useModel(props.model);
   const { shown } = props;
   useEffect(() => {
@@ -41,7 +46,7 @@ export function EndpointsPanel(props: { model: EndpointsModel; shown: () => bool
       <StatusNote message={model.deployMessage} onDismiss={() => model.dismissDeployMessage()} />
       <div className="jp-mlops-list">
         {model.endpoints.map(endpoint => (
-          <EndpointCard key={endpoint.name} endpoint={endpoint} model={model} />
+          <EndpointCard key={endpoint.name} endpoint={endpoint} model={model} dashboard={props.dashboard} />
         ))}
         {!model.loading && !model.endpoints.length && !model.error && (
           <div className="jp-mlops-empty">
@@ -54,7 +59,11 @@ export function EndpointsPanel(props: { model: EndpointsModel; shown: () => bool
   );
 }
 
-function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }): JSX.Element {
+function EndpointCard(props: {
+  endpoint: Mlops.Endpoint;
+  model: EndpointsModel;
+  dashboard?: (endpoint: string) => void;
+}): JSX.Element {
   const { endpoint, model } = props;
   const state = model.state(endpoint);
   const problem = model.problem(endpoint);
@@ -137,9 +146,20 @@ function EndpointCard(props: { endpoint: Mlops.Endpoint; model: EndpointsModel }
       <TestRequest endpoint={endpoint} model={model} />
       <div className="jp-mlops-logs">
         {state.logs === null ? (
-          <button className="jp-mlops-link" onClick={() => void model.loadLogs(endpoint)}>
-            Show logs
-          </button>
+          <>
+            <button className="jp-mlops-link" onClick={() => void model.loadLogs(endpoint)}>
+              Show logs
+            </button>
+            {props.dashboard && (
+              <button
+                className="jp-mlops-link"
+                title="Request rate, errors, latency and the traffic split over time, in a tab"
+                onClick={() => props.dashboard?.(endpoint.name)}
+              >
+                Dashboard
+              </button>
+            )}
+          </>
         ) : (
           <>
             <div className="jp-mlops-logs-bar">

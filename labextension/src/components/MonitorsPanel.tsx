@@ -5,7 +5,11 @@ import { describeResult, formatSchedule, MonitorsModel } from '../monitors';
 import { ErrorNote, RefreshButton } from './common';
 import { useModel } from './hooks';
 
-export function MonitorsPanel(props: { model: MonitorsModel; openReport: (monitor: string) => void }): JSX.Element {
+export function MonitorsPanel(props: {
+  model: MonitorsModel;
+  openReport: (monitor: string) => void;
+  dashboard?: (monitor: string) => void;
+}): JSX.Element {
   const model = useModel(props.model);
   return (
     <div className="jp-mlops-panel jp-mlops-monitors">
@@ -53,6 +57,15 @@ export function MonitorsPanel(props: { model: MonitorsModel; openReport: (monito
                 >
                   Report
                 </button>
+                {props.dashboard && (
+                  <button
+                    className="jp-mlops-button"
+                    title="Every signal over time with its threshold and alerts, in a tab"
+                    onClick={() => props.dashboard?.(monitor.name)}
+                  >
+                    Dashboard
+                  </button>
+                )}
               </span>
             </div>
           );
