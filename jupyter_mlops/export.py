@@ -2,7 +2,8 @@
 
 Facts (appended, only what is new since the last export of DIR): ``fact_requests`` (every collected request with
 its input and output as JSON text), ``fact_labels``, ``fact_monitor_figures`` (one row per figure of a monitor run:
-drift scores, null rates, quality), ``fact_events``. Dimensions (rewritten each time): ``dim_models``,
+drift scores, null rates, quality), ``fact_events``, ``fact_live_figures`` (an endpoint's requests, errors,
+p50/p99 and traffic share per deployment and interval). Dimensions (rewritten each time): ``dim_models``,
 ``dim_versions``, ``dim_endpoints``, ``dim_deployments``, ``dim_monitors``. Keys: ``(endpoint, deployment)`` joins
 requests to deployments, ``(model_name, model_version)`` deployments to versions, ``model`` versions to models,
 ``request_id`` labels to requests, ``monitor`` figures to monitors.
@@ -65,6 +66,7 @@ def export(ws: Workspace, dest: str | Path, *, format: str = "parquet", since: d
             "fact_labels": _labels(ws, writer, state),
             "fact_monitor_figures": _monitor_figures(ws, writer, state),
             "fact_events": _events(ws, writer, state),
+            "fact_live_figures": _live_figures(ws, writer, state),
         }
         for table, frame in _dimensions(ws).items():
             rows[table] = writer.replace(table, frame)
@@ -197,6 +199,24 @@ def _monitor_figures(ws: Workspace, writer: _Writer, state: dict[str, Any]) -> i
     return writer.append_frame("fact_monitor_figures", pd.DataFrame(rows, columns=columns))
 
 
+def _live_figures(ws: Workspace, writer: _Writer, state: dict[str, Any]) -> int:
+    """The endpoints' live figures per deployment and interval (``deploy.series``) written since the last export."""
+    import pandas as pd
+
+    from jupyter_mlops.store.schema import as_utc
+    from jupyter_mlops.store.series import SeriesPoint
+
+    after = datetime.fromisoformat(state["live_after"])
+    with ws.store.session() as session:
+        found = session.query(SeriesPoint).filter(SeriesPoint.at > after).order_by(SeriesPoint.at).all()
+    columns = ["time", "endpoint", "deployment", "interval_s", "requests", "errors", "p50_ms", "p99_ms", "traffic"]
+    columns.append("mirror")
+    rows = [{c: as_utc(p.at) if c == "time" else getattr(p, c) for c in columns} for p in found]
+    if found:
+        state["live_after"] = as_utc(found[-1].at).isoformat()
+    return writer.append_frame("fact_live_figures", pd.DataFrame(rows, columns=columns))
+
+
 def _events(ws: Workspace, writer: _Writer, state: dict[str, Any]) -> int:
     import pandas as pd
 
@@ -280,10 +300,12 @@ def _state(folder: Path, since: datetime | None) -> dict[str, Any]:
     state.setdefault("requests_after", EPOCH)
     state.setdefault("events_after", 0)
     state.setdefault("monitor_runs_after_ms", 0)
+    state.setdefault("live_after", EPOCH)
     if since is not None:
         moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
         state["requests_after"] = max(state["requests_after"], moment.astimezone(timezone.utc).isoformat())
         state["monitor_runs_after_ms"] = max(state["monitor_runs_after_ms"], int(moment.timestamp() * 1000))
+        state["live_after"] = max(state["live_after"], moment.astimezone(timezone.utc).isoformat())
     return state
 
 

@@ -58,7 +58,7 @@ def served(ws: Workspace, name: str) -> int:
     return int(ws.endpoints.history(name)["requests"].sum())
 
 
-def test_the_supervisor_keeps_each_deployments_figures_per_interval_across_a_worker_restart(ws):
+def test_the_supervisor_keeps_each_deployments_figures_per_interval_across_a_worker_restart(ws, tmp_path):
     # Given an endpoint with blue at 100% and green mirrored at 0 (no traffic)
     ep = ws.endpoints.create("series", auth="none")
     ep.deploy("blue", "light:1")
@@ -103,6 +103,24 @@ def test_the_supervisor_keeps_each_deployments_figures_per_interval_across_a_wor
     bundle = shown._repr_mimebundle_()
     assert bundle["application/vnd.vegalite.v5+json"]["vconcat"] == chart["vconcat"]
     assert "blue: 50 requests, 0 errors" in bundle["text/plain"] and "100% of traffic" in bundle["text/plain"]
+    # And the BI export has them as a fact that joins its deployment, and adds only newer intervals next time
+    import duckdb
+
+    from jupyter_mlops.export import export
+
+    first = export(ws, tmp_path / "bi", format="duckdb")
+    db = duckdb.connect(str(tmp_path / "bi" / "mlops.duckdb"), read_only=True)
+    joined = db.execute(
+        "SELECT sum(f.requests), min(d.model_name), max(f.time) FROM fact_live_figures f "
+        "JOIN dim_deployments d USING (endpoint, deployment)"
+    ).fetchone()
+    db.close()
+    assert joined[:2] == (50, "light") and first.rows["fact_live_figures"] >= len(table)
+    second = export(ws, tmp_path / "bi", format="duckdb")
+    db = duckdb.connect(str(tmp_path / "bi" / "mlops.duckdb"), read_only=True)
+    total, rows = db.execute("SELECT sum(requests), count(*) FROM fact_live_figures").fetchone()
+    db.close()
+    assert total == 50 and rows == first.rows["fact_live_figures"] + second.rows["fact_live_figures"]
     titles = [c["title"] for row in chart["vconcat"] for c in row["hconcat"]]
     assert titles == ["requests per second", "error rate", "latency (ms): p50 solid, p99 dashed", "traffic split (%)"]
 

@@ -220,7 +220,7 @@ def test_export_writes_a_star_schema_that_duckdb_joins_and_extends_it_with_what_
 
     if fmt == "parquet":
         db = duckdb.connect()
-        for table in first.rows:
+        for table in (t for t, count in first.rows.items() if count):  # a fact with no row yet has no file
             db.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{tmp_path}/bi/{table}/*.parquet')")
     else:
         db = duckdb.connect(str(tmp_path / "bi" / "mlops.duckdb"), read_only=True)
