@@ -79,3 +79,63 @@ def test_the_endpoint_dashboard_draws_every_stored_figure(page, endpoint):
     fits = view.evaluate("node => node.scrollWidth <= node.clientWidth")
     assert fits, view.evaluate("node => [node.scrollWidth, node.clientWidth]")
     page.screenshot(path=SHOTS / "mlops-endpoint-dashboard.png")
+
+
+FEATURES = ["f0", "f1", "f2"]
+
+
+def test_the_monitor_dashboard_draws_every_run_with_its_thresholds(page, lab, tmp_path):
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    # Given a monitor of a real endpoint that ran three times, the last on shifted inputs (an alert)
+    ws = Workspace(lab.workspace)
+    reference = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=FEATURES)
+    X = reference.to_numpy(np.float32)
+    clf = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    ws.models.register(to_onnx(clf, X[:1], options={"zipmap": False}), "dash-clf")
+    ep = ws.endpoints.create("dash-watched", auth="none")
+    try:
+        ep.deploy("blue", "dash-clf:1")
+        ep.set_traffic({"blue": 100})
+        ws.monitors.create("dash-drift", "dash-watched", reference=reference, schedule="1h")
+        sent = 0
+        for shift in (0.0, 0.0, 2.0):
+            frame = reference.sample(100, random_state=sent) + shift
+            for start in range(0, 100, 25):
+                ep.invoke(
+                    {"dataframe_split": {"columns": FEATURES, "data": frame.iloc[start : start + 25].values.tolist()}}
+                )
+            sent += 100
+            assert eventually(lambda n=sent: _collected(ws) >= n, timeout=60), "the collector did not write them"
+            assert ws.monitors.run("dash-drift") is not None
+        history = ws.monitors.history("dash-drift")
+        assert history["alert"].any()
+        # When its dashboard is opened from the Monitors panel
+        panel = open_section(page, "Monitors")
+        page.evaluate("window.jupyterapp.commands.execute('jupyter-mlops:refresh')")
+        row = panel.locator('[data-monitor="dash-drift"]')
+        row.locator("button", has_text="Dashboard").click()
+        view = page.locator("#jp-main-dock-panel .jp-mlops-dashboard", has_text="3 run(s)")
+        view.locator(".vega-embed svg.marks").wait_for(timeout=60_000)
+        # Then every stored figure is a point, each alert is marked again in red, each signal with a threshold
+        # draws it as a rule, and each per-feature drift score is a cell of the heatmap
+        assert view.locator(".jp-mlops-dashboard-summary").inner_text() == f"3 run(s), {len(history)} figure(s)"
+        symbols = view.locator(".mark-symbol.role-mark path").count()
+        assert symbols == len(history) + int(history["alert"].sum()), (symbols, len(history))
+        with_threshold = history[history["threshold"].notna()]["signal"].nunique()
+        assert view.locator(".mark-rule.role-mark line").count() == with_threshold
+        drift_scores = len(history[history["signal"] == "drift_score"])
+        assert view.locator(".mark-rect.role-mark path").count() == drift_scores
+        assert view.evaluate("node => node.scrollWidth <= node.clientWidth")
+        page.screenshot(path=SHOTS / "mlops-monitor-dashboard.png")
+    finally:
+        ws.endpoints.delete("dash-watched")
+
+
+def _collected(ws: Workspace) -> int:
+    """The input rows the endpoint's collector wrote so far."""
+    files = (ws.root / "collected" / "dash-watched" / "blue").glob("*.jsonl")
+    return sum(len(json.loads(line)["input"]["dataframe_split"]["data"]) for f in files for line in f.open())
