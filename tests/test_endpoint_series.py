@@ -11,7 +11,6 @@ import signal
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -21,26 +20,15 @@ from jupyter_mlops.deploy import series
 from jupyter_mlops.deploy.metrics import BUCKETS
 from jupyter_mlops.server.handlers import ROUTES  # the route table imports the handler modules
 from jupyter_mlops.server.series_handlers import endpoint_history
+from tests.tiny_model import ROWS, onnx_classifier
 from tests.waiting import eventually, wait_gone
-
-ROWS = [[0.0, 1.0], [1.0, 0.0]]
-
-
-def _onnx_model(path: Path) -> Path:
-    import numpy as np
-    from skl2onnx import to_onnx
-    from sklearn.linear_model import LogisticRegression
-
-    X = np.array(ROWS, dtype=np.float32)
-    path.write_bytes(to_onnx(LogisticRegression().fit(X, [0, 1]), X[:1], options={"zipmap": False}).SerializeToString())
-    return path
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Iterator[Workspace]:
     monkeypatch.setenv(series.INTERVAL_ENV, "0.3")  # the supervisor inherits it
     workspace = Workspace(tmp_path / "ws")
-    workspace.models.register(_onnx_model(tmp_path / "m.onnx"), "light")
+    workspace.models.register(onnx_classifier(tmp_path / "m.onnx"), "light")
     yield workspace
     for info in workspace.endpoints.list():
         workspace.endpoints.delete(info.name)

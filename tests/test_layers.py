@@ -13,7 +13,7 @@ import jupyter_mlops.exceptions as exceptions_module
 from jupyter_mlops.exceptions import MlopsError
 
 PACKAGE = Path(__file__).parent.parent / "jupyter_mlops"
-FACES = ("cli", "magics", "server", "widgets")  # jupyter_mlops/<face>[.py]
+FACES = ("cli", "magics", "server", "ui", "widgets")  # jupyter_mlops/<face>[.py]
 FACE_IMPORTS = ("IPython", "ipywidgets", "jupyter_server", "tornado", *(f"jupyter_mlops.{f}" for f in FACES))
 MAX_LINES = 600
 

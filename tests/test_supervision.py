@@ -28,26 +28,15 @@ from jupyter_mlops import InvalidInput, Workspace
 from jupyter_mlops.deploy.supervision import Supervisor
 from jupyter_mlops.exceptions import EndpointError
 from jupyter_mlops.processes import ProcessIdentity
+from tests.tiny_model import ROWS, onnx_classifier
 from tests.waiting import eventually, wait_gone
-
-ROWS = [[0.0, 1.0], [1.0, 0.0]]
-
-
-def _onnx_model(path: Path) -> Path:
-    import numpy as np
-    from skl2onnx import to_onnx
-    from sklearn.linear_model import LogisticRegression
-
-    X = np.array(ROWS, dtype=np.float32)
-    path.write_bytes(to_onnx(LogisticRegression().fit(X, [0, 1]), X[:1], options={"zipmap": False}).SerializeToString())
-    return path
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Iterator[Workspace]:
     root = tmp_path_factory.mktemp("supervision")
     workspace = Workspace(root / "ws")
-    workspace.models.register(_onnx_model(root / "m.onnx"), "light")
+    workspace.models.register(onnx_classifier(root / "m.onnx"), "light")
     yield workspace
     for info in workspace.endpoints.list():
         workspace.endpoints.delete(info.name)
@@ -361,7 +350,7 @@ def _race(role: str, root: str, barrier, results) -> None:
 def test_a_deploy_and_a_delete_of_the_same_version_never_both_succeed(ws, tmp_path):
     from jupyter_mlops.store.schema import ACTIVE_DEPLOYMENT_STATES
 
-    model = _onnx_model(tmp_path / "race.onnx")
+    model = onnx_classifier(tmp_path / "race.onnx")
     ep = ws.endpoints.create("race", auth="none")
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(3), context.Queue()

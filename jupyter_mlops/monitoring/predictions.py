@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.exceptions import NotFound
+
 if TYPE_CHECKING:
     from jupyter_mlops.workspace import Workspace
 
@@ -29,8 +31,8 @@ def prepare(ws: Workspace, folder: Path, endpoint: str, deployment: str | None, 
     the predictions in ``folder``; None when done, else why it could not be (kept as well, for every run to say)."""
     try:
         frame = score_reference(ws, endpoint, deployment, reference)
-    except _NoModel as exc:
-        reason = str(exc)
+    except NotFound as exc:  # no model to score with: no deployment, or one with its own scoring script
+        reason = exc.message
     except Exception as exc:  # the model does not load or refuses the reference here: the other signals still run
         reason = f"the deployment's model could not score the reference in process ({type(exc).__name__}: {exc})"
     else:
@@ -51,10 +53,6 @@ def reference_predictions(folder: Path) -> tuple[Any, str | None]:
     return None, "the monitor was created without reference predictions"
 
 
-class _NoModel(Exception):
-    """No model to score the reference with (no deployment, or one that scores with its own script)."""
-
-
 def score_reference(ws: Workspace, endpoint: str, deployment: str | None, reference: Any) -> Any:
     """The predictions of the deployment's model (by default the one taking the most traffic) on ``reference``,
     one column per output (``outputs_frame``)."""
@@ -62,7 +60,7 @@ def score_reference(ws: Workspace, endpoint: str, deployment: str | None, refere
 
     row = _deployment(ws, endpoint, deployment)
     if row.scoring_script:
-        raise _NoModel(f"deployment {row.name} scores with its own script, whose outputs have no known form")
+        raise NotFound(f"deployment {row.name} scores with its own script, whose outputs have no known form")
     options = json.loads(row.options or "{}")
     served = ws.layout.served_model(endpoint, f"{row.model_name}-{row.model_version}")
     with tempfile.TemporaryDirectory(prefix="mlops-monitor-") as tmp:
@@ -71,7 +69,7 @@ def score_reference(ws: Workspace, endpoint: str, deployment: str | None, refere
             ws.models.download(row.model_name, row.model_version, folder)
         scorer = load_scorer(folder, None, prefer_onnx=options.get("prefer_onnx", True), resources={})
         if isinstance(scorer, ScriptScorer):
-            raise _NoModel(f"deployment {row.name} scores with its own script, whose outputs have no known form")
+            raise NotFound(f"deployment {row.name} scores with its own script, whose outputs have no known form")
         columns = [str(c) for c in reference.columns]
         predictions: list[Any] = []
         for start in range(0, len(reference), _CHUNK_ROWS):
@@ -90,7 +88,7 @@ def _deployment(ws: Workspace, endpoint: str, deployment: str | None) -> Any:
     if deployment is None:
         live = sorted(ws.endpoints.show(endpoint).deployments, key=lambda d: -d.traffic)
         if not live:
-            raise _NoModel(f"endpoint {endpoint} has no deployment whose model could score the reference")
+            raise NotFound(f"endpoint {endpoint} has no deployment whose model could score the reference")
         deployment = live[0].name
     with ws.store.session() as session:
         row = session.scalar(
@@ -101,7 +99,7 @@ def _deployment(ws: Workspace, endpoint: str, deployment: str | None) -> Any:
             )
         )
     if row is None:
-        raise _NoModel(f"deployment {endpoint}/{deployment} is not active")
+        raise NotFound(f"deployment {endpoint}/{deployment} is not active")
     return row
 
 

@@ -11,28 +11,18 @@ import pytest
 
 from jupyter_mlops import Workspace
 from jupyter_mlops.deploy import series
+from tests.tiny_model import ROWS, onnx_classifier
 from tests.ui.test_panels import open_section
 from tests.waiting import eventually
 
 SHOTS = Path("/tmp")  # looked at by a person, not kept with the sources
-ROWS = [[0.0, 1.0], [1.0, 0.0]]
-
-
-def _onnx_model(path: Path) -> Path:
-    import numpy as np
-    from skl2onnx import to_onnx
-    from sklearn.linear_model import LogisticRegression
-
-    X = np.array(ROWS, dtype=np.float32)
-    path.write_bytes(to_onnx(LogisticRegression().fit(X, [0, 1]), X[:1], options={"zipmap": False}).SerializeToString())
-    return path
 
 
 @pytest.fixture
 def endpoint(lab, tmp_path, monkeypatch):
     monkeypatch.setenv(series.INTERVAL_ENV, "0.5")  # the endpoint's supervisor inherits it
     ws = Workspace(lab.workspace)
-    ws.models.register(_onnx_model(tmp_path / "m.onnx"), "dash-model")
+    ws.models.register(onnx_classifier(tmp_path / "m.onnx"), "dash-model")
     ep = ws.endpoints.create("dash-api", auth="none")
     ep.deploy("blue", "dash-model:1")
     ep.set_traffic({"blue": 100})
