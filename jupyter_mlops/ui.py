@@ -18,12 +18,15 @@ if TYPE_CHECKING:
 
 
 def monitor(name: str, *, workspace: Workspace | None = None, since: Any = None) -> MonitorChart:
-    """The chart of monitor ``name``'s history (``since``: only the windows that ended then or later)."""
+    """The chart of monitor ``name``'s history (``since``: only the windows that ended then or later), with its
+    endpoint's deployments and traffic changes marked."""
     from jupyter_mlops.monitoring.charts import MonitorChart
+    from jupyter_mlops.monitoring.history import endpoint_changes
     from jupyter_mlops.workspace import default_workspace
 
     ws = workspace or default_workspace()
-    return MonitorChart(name, ws.monitors.history(name, since=since))
+    history = ws.monitors.history(name, since=since)
+    return MonitorChart(name, history, endpoint_changes(ws, ws.monitors.get(name).endpoint, since=since))
 
 
 def endpoint_dashboard(name: str, *, workspace: Workspace | None = None, since: Any = None) -> EndpointChart:

@@ -37,6 +37,15 @@ async def test_history_route_serves_the_series_filters_and_errors(jp_fetch, ws):
         assert {f["signal"] for f in body["figures"]} >= {"drift_score", "drift_share", "prediction_drift", "rows"}
         assert body["chart"]["$schema"].endswith("v5.json") and len(body["chart"]["data"]["values"]) == len(frame)
 
+        # And the Lab's dashboard opens a run's report from a point (drawn with a pointer): the report route serves
+        # that run's report; a run of no monitor is a 404
+        assert body["chart"]["vconcat"][0]["layer"][1]["mark"]["cursor"] == "pointer"
+        response = await jp_fetch("mlops", "api", "monitors", "churn-drift", "report", params={"run": runs[0].run_id})
+        assert response.code == 200 and "<html" in response.body.decode().lower()
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+        code, error = await fetch(jp_fetch, "monitors", "churn-drift", "report", params={"run": "0" * 32})
+        assert code == 404 and "is not a run of monitor 'churn-drift'" in error["message"]
+
         # And since= and signal= filter it
         since = runs[1].window_end.isoformat()  # the time of a run's figures
         code, later = await fetch(

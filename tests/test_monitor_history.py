@@ -66,6 +66,7 @@ def test_history_rows_prediction_drift_and_its_event(ws, reference):
     send(ws, "watched", reference.sample(600, random_state=2))
     wait_collected(ws, "watched", 600)
     calm = ws.monitors.run("hist")
+    ws.endpoints.set_traffic("watched", {"blue": 100})  # a traffic change between the runs (a chart annotation)
     shifted = reference.sample(600, random_state=3).copy()
     shifted["f0"] += 2.0
     send(ws, "watched", shifted)
@@ -131,8 +132,11 @@ def test_history_rows_prediction_drift_and_its_event(ws, reference):
     assert [p["title"] for p in panels] == [*signals, "drift score per feature"]
     for panel in panels[:-1]:
         marks = [layer["mark"]["type"] for layer in panel["layer"]]
-        assert marks == ["line", "rule", "point"]
-        assert panel["layer"][2]["transform"] == [{"filter": "datum.alert"}]
+        assert marks == ["line", "point", "rule", "point", "rule", "text"]
+        assert panel["layer"][3]["transform"] == [{"filter": "datum.alert"}]
+        # the traffic change between the two runs, and not the deployment made before the first
+        assert [c["label"] for c in panel["layer"][4]["data"]["values"]] == ["traffic blue 100"]
+        assert panel["layer"][1]["mark"]["cursor"] == "default"  # a click opens a report in the Lab only
     assert panels[-1]["mark"] == "rect" and panels[-1]["encoding"]["y"]["field"] == "feature"
     alerts = [v for v in spec["data"]["values"] if v["alert"]]
     assert len(alerts) == int(history["alert"].sum()) > 0

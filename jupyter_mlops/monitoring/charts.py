@@ -1,8 +1,10 @@
 """The monitor chart, once, as a Vega-Lite v5 spec: the notebook renders it (JupyterLab's built-in Vega-Lite
 renderer) and the Lab's panel can draw the same dict from the REST history, so both faces show the same chart.
 
-One line chart per signal over time (a line per feature), its threshold as a rule, its alerts as red points, and a
-heatmap of the per-feature drift scores (time by feature). The history's rows are inlined once, as ``values``.
+One line chart per signal over time (a line per feature), its threshold as a rule, its alerts as red points, the
+endpoint's deployments and traffic changes as labelled vertical rules, and a heatmap of the per-feature drift
+scores (time by feature). The history's rows are inlined once, as ``values``. In the Lab's dashboard a click on
+a point opens that run's evidently report (``clickable`` draws them with a pointer).
 """
 
 from __future__ import annotations
@@ -34,11 +36,20 @@ def rows(history: Any) -> list[dict[str, Any]]:
     return out
 
 
-def monitor_chart(history: Any, *, title: str | None = None, width: int = WIDTH) -> dict[str, Any]:
-    """The Vega-Lite v5 spec of a monitor's history (``ws.monitors.history(name)``)."""
+def monitor_chart(
+    history: Any,
+    *,
+    title: str | None = None,
+    width: int = WIDTH,
+    changes: list[Any] | None = None,
+    clickable: bool = False,
+) -> dict[str, Any]:
+    """The Vega-Lite v5 spec of a monitor's history (``ws.monitors.history(name)``); ``changes``: the endpoint's
+    (``history.endpoint_changes``), drawn where they fall in the history's time span."""
     values = rows(history)
     signals = list(dict.fromkeys(v["signal"] for v in values))
-    panels: list[dict[str, Any]] = [_signal_chart(s, width) for s in signals]
+    marks = _changes(changes or [], history)
+    panels: list[dict[str, Any]] = [_signal_chart(s, width, marks, clickable) for s in signals]
     if any(v["signal"] == "drift_score" for v in values):
         panels.append(_heatmap(width))
     spec: dict[str, Any] = {
@@ -53,19 +64,44 @@ def monitor_chart(history: Any, *, title: str | None = None, width: int = WIDTH)
     return spec
 
 
-def _signal_chart(signal: str, width: int) -> dict[str, Any]:
+def _changes(changes: list[Any], history: Any) -> list[dict[str, Any]]:
+    """The changes inside the history's time span, as data values of the annotation layer."""
+    if not len(history) or not changes:
+        return []
+    first, last = history["time"].min(), history["time"].max()
+    return [{"time": c.time.isoformat(), "kind": c.kind, "label": c.label} for c in changes if first <= c.time <= last]
+
+
+def _signal_chart(signal: str, width: int, changes: list[dict[str, Any]], clickable: bool) -> dict[str, Any]:
     x = {"field": "time", "type": "temporal", "title": None, "axis": {"format": "%d %b %H:%M", "labelOverlap": True}}
     y = {"field": "value", "type": "quantitative", "title": signal}
     tooltip = [{"field": f, "type": t} for f, t in _TOOLTIP]
+    points: dict[str, Any] = {"x": x, "y": y, "color": {"field": "feature", "type": "nominal"}, "tooltip": tooltip}
+    annotations: list[dict[str, Any]] = []
+    if changes:
+        at = {"field": "time", "type": "temporal"}
+        annotations = [
+            {
+                "data": {"values": changes},
+                "mark": {"type": "rule", "color": "#7b61ff", "strokeWidth": 1.5},
+                "encoding": {"x": at, "tooltip": [{"field": "time", "type": "temporal"}, {"field": "label"}]},
+            },
+            {
+                "data": {"values": changes},
+                "mark": {"type": "text", "angle": 270, "align": "right", "baseline": "bottom", "dy": -3, "y": 4},
+                "encoding": {"x": at, "text": {"field": "label"}, "color": {"value": "#7b61ff"}},
+            },
+        ]
     return {
         "title": signal,
         "width": width,
         "height": 140,
         "transform": [{"filter": {"field": "signal", "equal": signal}}],
         "layer": [
+            {"mark": {"type": "line"}, "encoding": {k: points[k] for k in ("x", "y", "color")}},
             {
-                "mark": {"type": "line", "point": True},
-                "encoding": {"x": x, "y": y, "color": {"field": "feature", "type": "nominal"}, "tooltip": tooltip},
+                "mark": {"type": "point", "filled": True, "cursor": "pointer" if clickable else "default"},
+                "encoding": points,
             },
             {
                 "transform": [{"filter": "datum.threshold != null"}],
@@ -77,6 +113,7 @@ def _signal_chart(signal: str, width: int) -> dict[str, Any]:
                 "mark": {"type": "point", "color": "red", "size": 80, "filled": True},
                 "encoding": {"x": x, "y": y, "tooltip": tooltip},
             },
+            *annotations,
         ],
     }
 
@@ -102,10 +139,10 @@ _TOOLTIP = (("time", "temporal"), ("feature", "nominal"), ("value", "quantitativ
 class MonitorChart:
     """A monitor's chart in a notebook: Vega-Lite where the frontend renders it, a text summary elsewhere."""
 
-    def __init__(self, name: str, history: Any) -> None:
+    def __init__(self, name: str, history: Any, changes: list[Any] | None = None) -> None:
         self.name = name
         self.history = history
-        self.spec = monitor_chart(history, title=f"monitor {name}")
+        self.spec = monitor_chart(history, title=f"monitor {name}", changes=changes)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return {MIME: self.spec, "text/plain": self.text()}

@@ -6,8 +6,9 @@ answers the whole series with one indexed query, which is what a chart over mont
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jupyter_mlops.records import Record
@@ -148,8 +149,6 @@ def _raw(table: Any) -> list[Any]:
 
 
 def _moment(value: datetime | str) -> datetime:
-    from datetime import timezone
-
     from jupyter_mlops.exceptions import InvalidInput
 
     if isinstance(value, str):
@@ -160,6 +159,45 @@ def _moment(value: datetime | str) -> datetime:
                 f"Cannot read the time {value!r}: write it in ISO 8601, e.g. 2026-01-31T12:00Z."
             ) from exc
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class EndpointChange(Record):
+    """A deployment or a traffic change of the monitored endpoint: an annotation on the monitor's chart."""
+
+    time: datetime
+    kind: str  # deployed, traffic
+    label: str
+    table_columns: ClassVar[tuple[str, ...]] = ("time", "kind", "label")
+
+
+CHANGE_TYPES = {"deployment.created": "deployed", "deployment.traffic_changed": "traffic"}
+
+
+def endpoint_changes(ws: Workspace, endpoint: str, *, since: datetime | str | None = None) -> list[EndpointChange]:
+    """The deployments and traffic changes of ``endpoint`` from its event log, oldest first (one indexed query)."""
+    from sqlalchemy import or_, select
+
+    from jupyter_mlops.store.events import EventRecord as E
+
+    query = select(E.type, E.time, E.data).where(
+        E.type.in_(CHANGE_TYPES),
+        or_(E.subject == f"endpoints/{endpoint}", E.subject.like(f"endpoints/{endpoint}/deployments/%")),
+    )
+    if since is not None:
+        query = query.where(E.time >= _moment(since))
+    with ws.store.session() as session:
+        found = session.execute(query.order_by(E.seq)).all()
+    out = []
+    for kind, moment, text in found:
+        data = json.loads(text)
+        if kind == "deployment.created":
+            label = f"{data.get('deploymentName', '?')} deployed ({data.get('modelIds') or '?'})"
+        else:
+            label = "traffic " + " / ".join(f"{n} {p}" for n, p in (data.get("traffic") or {}).items())
+        stamp = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        out.append(EndpointChange(time=stamp, kind=CHANGE_TYPES[kind], label=label))
+    return out
 
 
 def frame_figures(frame: Any) -> list[MonitorFigure]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -157,12 +158,20 @@ class Monitors:
             history.delete(session, name)
         shutil.rmtree(self.ws.layout.monitor(name), ignore_errors=True)
 
-    def run(self, name: str, *, now: datetime | None = None) -> MonitorRun | None:
-        """Check the window since the last run; None when another scheduler has taken (or checked) it."""
+    def run(
+        self, name: str, *, now: datetime | None = None, min_requests: int | None = None, timeout: float = 30.0
+    ) -> MonitorRun | None:
+        """Check the window since the last run; None when another scheduler has taken (or checked) it.
+        ``min_requests``: first wait (up to ``timeout`` seconds) until that many requests are collected, since an
+        endpoint writes what it collects in small batches off the request path."""
         from sqlalchemy import update
 
         from jupyter_mlops.store.monitors import MonitorRecord
 
+        if min_requests is not None:
+            deadline = time.monotonic() + timeout
+            while self.pending_requests(name) < min_requests and time.monotonic() < deadline:
+                time.sleep(0.05)
         record = self._record(name)
         start, end = as_utc(record.window_end), now or _now()
         if end <= start:
@@ -193,6 +202,12 @@ class Monitors:
             )
             history.write(session, name, result.run_id, end, figures)
         return result
+
+    def pending_requests(self, name: str) -> int:
+        """How many collected requests the next run would check (those after the last checked window)."""
+        record = self._record(name)
+        later = datetime.max.replace(tzinfo=timezone.utc)
+        return sum(1 for _ in _collected(self.ws, record.endpoint, record.deployment, as_utc(record.window_end), later))
 
     def history(self, name: str, *, since: datetime | str | None = None, signal: str | None = None) -> Any:
         """Every run's figures as a DataFrame (time, run_id, signal, feature, value, threshold, alert), oldest

@@ -27,6 +27,20 @@ def last_report_html(ws: Workspace, monitor: str) -> str:
     return report_html(ws, found.last_run_id, rows=(found.last_result or {}).get("rows"))
 
 
+def run_report_html(ws: Workspace, monitor: str, run_id: str) -> str:
+    """The HTML report of one run of ``monitor``; NotFound when the run is not one of the monitor's."""
+    from jupyter_mlops.monitoring import history
+
+    runs = history.read(ws, monitor, signal="rows")
+    match = runs[runs["run_id"] == run_id]
+    if match.empty:
+        raise NotFound(
+            f"Run {run_id!r} is not a run of monitor {monitor!r}: its runs are in ws.monitors.history({monitor!r}).",
+            run_id=run_id,
+        )
+    return report_html(ws, run_id, rows=int(match["value"].iloc[0]))
+
+
 def report_html(ws: Workspace, run_id: str, *, rows: int | None = None) -> str:
     """The HTML report of one monitor run (``rows``: how many the window had, for the message when it has none)."""
     with _mlflow.translated_errors(f"the drift report of run {run_id!r}"):

@@ -379,9 +379,14 @@ class MonitorReportHandler(MlopsHandler):
 
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
-        from jupyter_mlops.monitoring.reports import last_report_html
+        """The last run's report; ``?run=RUN_ID`` one run's (a point of the Monitor dashboard links to it)."""
+        from jupyter_mlops.monitoring.reports import last_report_html, run_report_html
 
-        page = await self.call(last_report_html, self.ws, name)
+        run_id = self.get_query_argument("run", None)
+        if run_id:
+            page = await self.call(run_report_html, self.ws, name, run_id)
+        else:
+            page = await self.call(last_report_html, self.ws, name)
         self.set_header("Content-Security-Policy", "sandbox allow-scripts")
         self.finish(page, set_content_type="text/html; charset=UTF-8")
 

@@ -24,12 +24,16 @@ class HistoryQuery(m.RequestModel):
 
 
 def monitor_history(ws: Workspace, name: str, since: str | None, signal: str | None) -> m.MonitorHistory:
+    """The figures, and the chart with the endpoint's changes marked; its points open their run's report in the
+    Lab (``GET monitors/{name}/report?run=RUN_ID``)."""
     from jupyter_mlops.monitoring.charts import monitor_chart
-    from jupyter_mlops.monitoring.history import frame_figures
+    from jupyter_mlops.monitoring.history import endpoint_changes, frame_figures
 
     frame = ws.monitors.history(name, since=since, signal=signal)  # NotFound: 404; a bad time: 400
     figures = [m.MonitorFigureOut.model_validate(f.to_dict()) for f in frame_figures(frame)]
-    return m.MonitorHistory(monitor=name, figures=figures, chart=monitor_chart(frame, title=f"monitor {name}"))
+    changes = endpoint_changes(ws, ws.monitors.get(name).endpoint, since=since)
+    chart = monitor_chart(frame, title=f"monitor {name}", changes=changes, clickable=True)
+    return m.MonitorHistory(monitor=name, figures=figures, chart=chart)
 
 
 class MonitorHistoryHandler(MlopsHandler):

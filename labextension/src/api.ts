@@ -337,8 +337,9 @@ export function listMonitors(settings?: Settings): Promise<Mlops.MonitorList> {
 }
 
 /** The monitor's last evidently report (a whole HTML page), or an MlopsApiError that says why there is none. */
-export function monitorReport(name: string, settings?: Settings): Promise<string> {
-  return requestText(path('monitors', name, 'report'), {}, settings);
+/** The evidently report of the last run of monitor `name`, or of its run `run`. */
+export function monitorReport(name: string, settings?: Settings, run?: string): Promise<string> {
+  return requestText(path('monitors', name, 'report') + query({ run }), {}, settings);
 }
 
 export function recentEvents(

@@ -47,11 +47,22 @@ export class DashboardView extends Widget {
     readonly kind: DashboardKind,
     readonly name: string,
     private readonly rendermime: IRenderMimeRegistry,
-    private readonly settings?: api.Settings
+    private readonly settings?: api.Settings,
+    private readonly openRun?: (runId: string) => void
   ) {
     super();
     this.addClass('jp-mlops-dashboard');
   }
+
+  /** A click on a point of a monitor's chart opens that run's report. Vega's SVG renderer binds each mark's
+   * scenegraph item to its element (`__data__`, what Vega's own event handler reads), the item holds its row. */
+  private onClick = (event: MouseEvent): void => {
+    const item = (event.target as { __data__?: { datum?: { run_id?: unknown } } } | null)?.__data__;
+    const run = item?.datum?.run_id;
+    if (typeof run === 'string' && run && this.openRun) {
+      this.openRun(run);
+    }
+  };
 
   /** Fetch the history and draw its chart; an error says what is wrong (an unknown name, the server down). */
   async load(): Promise<void> {
@@ -62,6 +73,9 @@ export class DashboardView extends Widget {
       const renderer = this.rendermime.createRenderer(VEGALITE);
       renderer.addClass('jp-mlops-dashboard-chart');
       this.node.replaceChildren(caption, renderer.node);
+      if (this.kind === 'monitor') {
+        renderer.node.addEventListener('click', this.onClick);
+      }
       await renderer.renderModel(new MimeModel({ data: { [VEGALITE]: data.chart as never } }));
     } catch (error) {
       const failed = message(api.errorMessage(error), 'jp-mlops-error');
@@ -77,7 +91,8 @@ export function openDashboard(
   rendermime: IRenderMimeRegistry,
   kind: DashboardKind,
   name: string,
-  settings?: api.Settings
+  settings?: api.Settings,
+  openRun?: (runId: string) => void
 ): void {
   const id = `jp-mlops-dashboard-${kind}-${name}`.replace(/[^\w-]/g, '_');
   for (const widget of app.shell.widgets('main')) {
@@ -87,7 +102,7 @@ export function openDashboard(
       return;
     }
   }
-  const content = new DashboardView(kind, name, rendermime, settings);
+  const content = new DashboardView(kind, name, rendermime, settings, openRun);
   const widget = new MainAreaWidget({ content, reveal: content.load() });
   widget.id = id;
   widget.title.label = `${kind === 'endpoint' ? 'Endpoint' : 'Monitor'} ${name}`;

@@ -68,7 +68,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openReport: monitor => openReport(app, monitor, settings),
       deploy: version => void promptDeploy(models.endpoints, version, () => show(sidebar.endpointsSection)),
       compare: (name, a, b) => openCompare(app, name, a, b, settings),
-      dashboard: rendermime ? (kind, name) => openDashboard(app, rendermime, kind, name, settings) : undefined
+      dashboard: rendermime
+        ? (kind, name) =>
+            openDashboard(app, rendermime, kind, name, settings, run => openReport(app, name, settings, run))
+        : undefined
     });
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id);

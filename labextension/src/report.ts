@@ -12,13 +12,14 @@ import { mlopsIcon } from './icon';
 export class ReportView extends Widget {
   constructor(
     readonly monitor: string,
-    private readonly settings?: api.Settings
+    private readonly settings?: api.Settings,
+    readonly run?: string
   ) {
     super();
     this.addClass('jp-mlops-report');
     this.frame = document.createElement('iframe');
     this.frame.setAttribute('sandbox', 'allow-scripts');
-    this.frame.title = `Drift report of monitor ${monitor}`;
+    this.frame.title = `Drift report of monitor ${monitor}` + (run ? `, run ${run}` : '');
     this.message = document.createElement('div');
     this.message.className = 'jp-mlops-error';
     this.message.setAttribute('role', 'alert');
@@ -32,7 +33,7 @@ export class ReportView extends Widget {
   /** Fetch the last report and show it; a monitor without one says why (and how to get one). */
   async load(): Promise<void> {
     try {
-      this.frame.srcdoc = await api.monitorReport(this.monitor, this.settings);
+      this.frame.srcdoc = await api.monitorReport(this.monitor, this.settings, this.run);
       this.message.hidden = true;
       this.frame.hidden = false;
     } catch (error) {
@@ -43,9 +44,9 @@ export class ReportView extends Widget {
   }
 }
 
-/** Open (or bring forward and reload) the report tab of `monitor`. */
-export function openReport(app: JupyterFrontEnd, monitor: string, settings?: api.Settings): void {
-  const id = `jp-mlops-report-${monitor.replace(/[^\w-]/g, '_')}`;
+/** Open (or bring forward and reload) the report tab of `monitor`'s last run, or of its run `run`. */
+export function openReport(app: JupyterFrontEnd, monitor: string, settings?: api.Settings, run?: string): void {
+  const id = `jp-mlops-report-${monitor}${run ? `-${run}` : ''}`.replace(/[^\w-]/g, '_');
   for (const widget of app.shell.widgets('main')) {
     if (widget.id === id && widget instanceof MainAreaWidget && widget.content instanceof ReportView) {
       app.shell.activateById(id);
@@ -53,11 +54,13 @@ export function openReport(app: JupyterFrontEnd, monitor: string, settings?: api
       return;
     }
   }
-  const content = new ReportView(monitor, settings);
+  const content = new ReportView(monitor, settings, run);
   const widget = new MainAreaWidget({ content, reveal: content.load() });
   widget.id = id;
-  widget.title.label = `Drift: ${monitor}`;
-  widget.title.caption = `The last drift report of monitor ${monitor}`;
+  widget.title.label = `Drift: ${monitor}` + (run ? ` (run ${run.slice(0, 8)})` : '');
+  widget.title.caption = run
+    ? `The drift report of run ${run} of monitor ${monitor}`
+    : `The last drift report of monitor ${monitor}`;
   widget.title.icon = mlopsIcon;
   widget.title.closable = true;
   app.shell.add(widget, 'main');

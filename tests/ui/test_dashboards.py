@@ -12,7 +12,7 @@ import pytest
 from jupyter_mlops import Workspace
 from jupyter_mlops.deploy import series
 from tests.tiny_model import ROWS, onnx_classifier
-from tests.ui.test_panels import open_section
+from tests.ui.test_panels import open_section, wait_until
 from tests.waiting import eventually
 
 SHOTS = Path("/tmp")  # looked at by a person, not kept with the sources
@@ -92,7 +92,9 @@ def test_the_monitor_dashboard_draws_every_run_with_its_thresholds(page, lab, tm
         ep.set_traffic({"blue": 100})
         ws.monitors.create("dash-drift", "dash-watched", reference=reference, schedule="1h")
         sent = 0
-        for shift in (0.0, 0.0, 2.0):
+        for run, shift in enumerate((0.0, 0.0, 2.0)):
+            if run == 1:
+                ep.set_traffic({"blue": 100})  # a traffic change between the first two runs: an annotation
             frame = reference.sample(100, random_state=sent) + shift
             for start in range(0, 100, 25):
                 ep.invoke(
@@ -116,11 +118,23 @@ def test_the_monitor_dashboard_draws_every_run_with_its_thresholds(page, lab, tm
         symbols = view.locator(".mark-symbol.role-mark path").count()
         assert symbols == len(history) + int(history["alert"].sum()), (symbols, len(history))
         with_threshold = history[history["threshold"].notna()]["signal"].nunique()
-        assert view.locator(".mark-rule.role-mark line").count() == with_threshold
+        signals = history["signal"].nunique()
+        # and the traffic change is a labelled rule on every signal's chart
+        assert view.locator(".mark-rule.role-mark line").count() == with_threshold + signals
+        assert view.locator(".mark-text.role-mark text", has_text="traffic blue 100").count() == signals
         drift_scores = len(history[history["signal"] == "drift_score"])
         assert view.locator(".mark-rect.role-mark path").count() == drift_scores
         assert view.evaluate("node => node.scrollWidth <= node.clientWidth")
         page.screenshot(path=SHOTS / "mlops-monitor-dashboard.png")
+        # And a click on a point of the first run opens that run's evidently report in a tab of its own
+        first_run = history["run_id"].iloc[0]
+        view.locator(".mark-symbol.role-mark path").first.click(force=True)  # lines may cross it: click it anyway
+        tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=f"Drift: dash-drift (run {first_run[:8]})")
+        tab.wait_for(timeout=60_000)
+        title = f"Drift report of monitor dash-drift, run {first_run}"
+        frame = page.locator(f'#jp-main-dock-panel .jp-mlops-report iframe[title="{title}"]')
+        frame.wait_for()
+        wait_until(lambda: len(frame.get_attribute("srcdoc") or "") > 10_000, what="the run's report")
     finally:
         ws.endpoints.delete("dash-watched")
 
