@@ -174,16 +174,17 @@ def test_a_failing_green_is_rolled_back_at_the_first_step(ws, endpoint):
 
 def test_a_killed_controller_is_replaced_by_exactly_one_and_the_rollout_completes(ws, endpoint):
     ws.endpoints.deploy(endpoint, "green", "calc:2")
+    ws.rollouts.start(endpoint, "green", steps=[20, 100], bake="2s", guards={"min_requests": 10})
+    first = eventually(lambda: _events(ws, endpoint, "rollout.step") and ws.rollouts.list(endpoint)[0], 60)
+    assert first and first.controller_pid, first
+    # no traffic yet: the first step waits for its 10 requests to green, so the kill lands in the middle of it
+    os.kill(first.controller_pid, signal.SIGKILL)
+    wait_gone(first.controller_pid)
+    # two controllers started at once: one claims the rollout, the other exits (3)
+    command = [sys.executable, "-m", "jupyter_mlops.rollouts.controller", endpoint]
+    command += ["--workspace", str(ws.root), "--metadata-uri", ws.metadata_uri]
+    rivals = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in "ab"]
     with Traffic(ws, endpoint):
-        ws.rollouts.start(endpoint, "green", steps=[20, 100], bake="2s", guards={"min_requests": 10})
-        first = eventually(lambda: _events(ws, endpoint, "rollout.step") and ws.rollouts.list(endpoint)[0], 60)
-        assert first and first.controller_pid, first
-        os.kill(first.controller_pid, signal.SIGKILL)
-        wait_gone(first.controller_pid)
-        # two controllers started at once: one claims the rollout, the other exits (3)
-        command = [sys.executable, "-m", "jupyter_mlops.rollouts.controller", endpoint]
-        command += ["--workspace", str(ws.root), "--metadata-uri", ws.metadata_uri]
-        rivals = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in "ab"]
         codes = sorted(p.wait(timeout=180) for p in rivals)
         record = ws.rollouts.list(endpoint)[0]
     assert codes == [0, 3], codes
@@ -194,14 +195,14 @@ def test_a_killed_controller_is_replaced_by_exactly_one_and_the_rollout_complete
 
 def test_reconcile_resumes_a_rollout_whose_controller_died(ws, endpoint):
     ws.endpoints.deploy(endpoint, "green", "calc:2")
+    ws.rollouts.start(endpoint, "green", steps=[50, 100], bake="1s", guards={"min_requests": 5})
+    first = eventually(lambda: _events(ws, endpoint, "rollout.step") and ws.rollouts.list(endpoint)[0], 60)
+    assert first
+    os.kill(first.controller_pid, signal.SIGKILL)  # mid-step: without traffic, the step waits for its requests
+    wait_gone(first.controller_pid)
+    assert ws.rollouts.reconcile() == [endpoint]  # what the Lab's server extension does every few seconds
+    assert ws.rollouts.reconcile() == []  # the new controller is alive: nobody starts a third
     with Traffic(ws, endpoint):
-        ws.rollouts.start(endpoint, "green", steps=[50, 100], bake="1s", guards={"min_requests": 5})
-        first = eventually(lambda: _events(ws, endpoint, "rollout.step") and ws.rollouts.list(endpoint)[0], 60)
-        assert first
-        os.kill(first.controller_pid, signal.SIGKILL)
-        wait_gone(first.controller_pid)
-        assert ws.rollouts.reconcile() == [endpoint]  # what the Lab's server extension does every few seconds
-        assert ws.rollouts.reconcile() == []  # the new controller is alive: nobody starts a third
         done = _ended(ws, endpoint)
     assert done.state == "completed" and done.controller_pid != first.controller_pid
 
@@ -232,16 +233,20 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_changes(ws, endpoin
     assert sorted(d.name for d in ws.endpoints.show(endpoint).deployments) == ["blue", "green"]
     assert ws.rollouts.list(endpoint) == []
     assert ws.endpoints.show(endpoint).traffic == {"blue": 100}
-    # one active rollout per endpoint; pause, resume, then abort rolls back
-    ws.rollouts.start(endpoint, "green", steps=[10, 100], bake="10m", guards={"min_requests": 1000})
+    # one active rollout per endpoint; pause, resume, then abort rolls back (the endpoint handle's verbs)
+    ep = ws.endpoints.get(endpoint)
+    ep.rollout("green", steps=[10, 100], bake="10m", guards={"min_requests": 1000})
     with pytest.raises(Conflict, match="already has an active rollout"):
         ws.rollouts.start(endpoint, "green")
-    eventually(lambda: ws.endpoints.show(endpoint).traffic == {"blue": 90, "green": 10}, timeout=60)
-    assert ws.rollouts.pause(endpoint).state == "paused"
+    assert eventually(
+        lambda: ws.endpoints.show(endpoint).traffic == {"blue": 90, "green": 10} and ep.rollout_status().percent == 10,
+        timeout=60,
+    ), ep.rollout_status()
+    assert ep.pause().state == "paused"
     with pytest.raises(Conflict, match="paused"):
         ws.rollouts.pause(endpoint)
-    assert ws.rollouts.resume(endpoint).state == "running"
-    aborted = ws.rollouts.abort(endpoint)
+    assert ep.resume().state == "running"
+    aborted = ep.abort()
     assert aborted.state == "aborted" and "aborted by tester" in aborted.reason
     assert ws.endpoints.show(endpoint).traffic == {"blue": 100}
     assert len(ws.rollouts.list(endpoint)) == 1

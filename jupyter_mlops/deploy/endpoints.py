@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from jupyter_mlops.deploy.shadow import ShadowReport
+    from jupyter_mlops.rollouts import Rollout
     from jupyter_mlops.store.endpoints import EndpointRecord, EndpointWorker
     from jupyter_mlops.workspace import Workspace
 
@@ -165,6 +166,25 @@ class Endpoint:
 
     def logs(self, deployment: str | None = None, lines: int = 100) -> str:
         return self.service.logs(self.name, deployment, lines=lines)
+
+    # The rollout verbs of ``ws.rollouts`` (rollouts/__init__.py) on this endpoint: ep.rollout("green", ...)
+    def rollout(self, deployment: str, **options: Any) -> Rollout:
+        """Start a rollout of ``deployment``; returns at once (options: see ``ws.rollouts.start``)."""
+        return self.service.ws.rollouts.start(self.name, deployment, **options)
+
+    def rollout_status(self) -> Rollout:
+        return self.service.ws.rollouts.status(self.name)
+
+    def pause(self) -> Rollout:
+        """Hold the rollout at its current step."""
+        return self.service.ws.rollouts.pause(self.name)
+
+    def resume(self) -> Rollout:
+        return self.service.ws.rollouts.resume(self.name)
+
+    def abort(self) -> Rollout:
+        """Roll back: traffic to the split from before the rollout, mirror off."""
+        return self.service.ws.rollouts.abort(self.name)
 
     def history(self, since: datetime | None = None) -> pd.DataFrame:
         return self.service.history(self.name, since=since)
