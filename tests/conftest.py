@@ -67,3 +67,14 @@ def workspace(request) -> Workspace:
 def model_name() -> str:
     """A name no other test uses (the shared server outlives single tests)."""
     return f"model-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n` (pytest-xdist, `--dist loadgroup`) a module runs on one worker, so its module-scoped
+    endpoints, servers and Labs start once; the tutorials share one worker too, in order, since each builds on
+    the workspace the one before it left."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = "tutorials" if path.startswith("notebooks/") else path
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -14,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 
 from jupyter_mlops import Workspace
 from jupyter_mlops.deploy.protocols import tensors
+from jupyter_mlops.monitoring.monitors import collected_inputs
 from tests.services import free_port
 from tests.waiting import eventually
 
@@ -338,10 +340,15 @@ def test_mirroring_collection_and_metrics_on_every_route(ws, iris):
             return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
         lines = eventually(lambda: len(collected()) >= 60 and collected())
-        inputs = [line["input"] for line in lines]  # as /score takes them, whatever the route
-        assert {"inputs": [row.ravel().tolist()]} in inputs
-        assert {"dataframe_split": {"columns": COLUMNS, "data": [X.iloc[0].tolist()]}} in inputs
+        # a v2 JSON request is kept as it came (nothing written on the serving path), the others as /score takes
+        # them; a monitor reads every one as the row it was
+        assert [line["input"] for line in lines if line.get("protocol") == "v2"] == [v2] * 30
+        inputs = [line["input"] for line in lines if "protocol" not in line]
+        assert inputs == [{"dataframe_split": {"columns": COLUMNS, "data": [X.iloc[0].tolist()]}}] * 30
         assert all(line["output"]["predictions"] == [0] for line in lines)
+        always = (datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc))
+        rows = collected_inputs(ws, "proto-mirror", "blue", *always, COLUMNS)
+        assert len(rows) == 60 and np.allclose(rows.to_numpy(np.float32), row)
     finally:
         ep.delete()
 

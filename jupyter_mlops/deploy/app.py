@@ -138,7 +138,8 @@ def live_shares(traffic: dict[str, int], served: dict[str, Served]) -> list[tupl
     return [(name, upto * 100 / total) for name, upto in live] if total else []
 
 
-Collected = tuple[float, bytes | Callable[[], bytes], str, str, bool]  # time, body, output, request id, JSON
+# time, body, output, request id, JSON, protocol (None: the body is /score's)
+Collected = tuple[float, bytes | Callable[[], bytes], str, str, bool, str | None]
 
 
 class Collector:
@@ -158,14 +159,16 @@ class Collector:
         request_id: str,
         *,
         json_body: bool = False,
+        protocol: str | None = None,
     ) -> None:
         """Queue one request; the JSON line is built off the request path. ``body`` may be how to write it (a
-        protocol's parsed payload), called then. ``json_body``: the scorer parsed it, or it was written as JSON."""
-        self._queue.put((deployment, (time.time(), body, output_json, request_id, json_body)))
+        protocol's parsed payload), called then. ``json_body``: the scorer parsed it, or it was written as JSON.
+        ``protocol``: the body is that protocol's request as it came (``v2``), kept so and translated when read."""
+        self._queue.put((deployment, (time.time(), body, output_json, request_id, json_body, protocol)))
 
     @staticmethod
     def _line(deployment: str, item: Collected) -> str:
-        moment, given, output_json, request_id, json_body = item
+        moment, given, output_json, request_id, json_body, protocol = item
         try:
             body = given if isinstance(given, bytes) else given()
         except Exception:  # a payload that cannot be written: collect the answer all the same
@@ -178,9 +181,10 @@ class Collector:
         except (ValueError, RecursionError):  # a script may take what is not JSON, or nested past the parser
             request = json.dumps(body.decode(errors="replace"))
         stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat()
+        kind = f'"protocol": {json.dumps(protocol)}, ' if protocol else ""
         return (
             f'{{"time": "{stamp}", "deployment": {json.dumps(deployment)}, "request_id": {json.dumps(request_id)}, '
-            f'"input": {request}, "output": {output_json}}}'
+            f'{kind}"input": {request}, "output": {output_json}}}'
         )
 
     def _drain(self) -> None:
@@ -351,12 +355,15 @@ class ScoringApp:
             return wire.refuse(500, f"The model failed: {type(exc).__name__}: {exc}", named_header)
         self.metrics.observe(name, time.perf_counter() - started, error=False)
         if served.collect and self.collector is not None:
-            # a body a protocol translated is JSON made here (a parsed payload is written off the request path,
-            # when the line is); else as the scorer proved it
-            made_here = translated.payload is not None or translated.body is not body
-            json_body = made_here or (served.scorer is not None and served.scorer.json_body)
-            given = (lambda: translated.body) if translated.payload is not None else translated.body
-            self.collector.add(name, given, text, request_id, json_body=json_body)
+            if translated.collect_as is not None:  # the protocol's JSON request as it came: nothing to write
+                self.collector.add(name, body, text, request_id, json_body=True, protocol=translated.collect_as)
+            else:
+                # a body a protocol translated is JSON made here (a parsed payload is written off the request path,
+                # when the line is); else as the scorer proved it
+                made_here = translated.payload is not None or translated.body is not body
+                json_body = made_here or (served.scorer is not None and served.scorer.json_body)
+                given = (lambda: translated.body) if translated.payload is not None else translated.body
+                self.collector.add(name, given, text, request_id, json_body=json_body)
         if not named and table.mirror and random.random() * 100 < table.mirror[1]:
             self.shadow.submit(table.served[table.mirror[0]], translated, output if output is not None else text)
         try:

@@ -406,6 +406,7 @@ def collected_inputs(
     """The rows a deployment (or every deployment) of ``endpoint`` received between ``start`` and ``end``."""
     import pandas as pd
 
+    from jupyter_mlops.deploy.protocols import tensors
     from jupyter_mlops.deploy.scoring import mlflow_payload, to_rows
 
     rows: list[list[Any]] = []
@@ -413,7 +414,10 @@ def collected_inputs(
         if not isinstance(entry.get("input"), dict):
             continue
         try:
-            fmt, data = mlflow_payload(json.dumps(entry["input"]).encode())
+            body = json.dumps(entry["input"]).encode()
+            if entry.get("protocol") == "v2":  # an Open Inference Protocol request, collected as it came
+                body = tensors.to_body(tensors.read_request(body, None).inputs, columns)
+            fmt, data = mlflow_payload(body)
             batch, given = to_rows(fmt, data, None)
         except InvalidInput:
             continue  # not an MLflow-format request (a custom scoring script's body)

@@ -71,6 +71,9 @@ class V2Wire(Wire):
             payload=payload,
             encode=lambda: tensors.encode(payload),
             booleans=booleans,
+            # a JSON request is collected as it came (a monitor translates it when it reads it); binary tensors are
+            # not JSON: their payload is written
+            collect_as="v2" if request.headers.get(tensors.HEADER_LENGTH) is None else None,
         )
 
     def answer(
@@ -176,9 +179,24 @@ def routes(service: ScoringApp) -> list[Route]:
     async def server(_: Request) -> Response:
         return JSONResponse({"name": "jupyter-mlops", "version": __version__, "extensions": EXTENSIONS})
 
+    resolved: dict[str, Any] = {}  # path -> what it names, for the table they were resolved in
+    resolved_in: list[Table | None] = [None]
+
+    def resolved_path(table: Table, path: str) -> tuple[str, str | None, str | None, str] | str:
+        """``resolve``, once per path and table (a table is replaced whole, never changed)."""
+        if resolved_in[0] is not table:
+            resolved.clear()
+            resolved_in[0] = table
+        found = resolved.get(path)
+        if found is None:
+            found = resolve(service, table, path)
+            if len(resolved) < 256:  # paths a client makes up are not kept
+                resolved[path] = found
+        return found
+
     async def models(request: Request) -> Response:
         table = service.table
-        found = resolve(service, table, request.path_params["path"])
+        found = resolved_path(table, request.path_params["path"])
         if isinstance(found, str):
             return WIRE.refuse(404, found)
         name, named, version, action = found

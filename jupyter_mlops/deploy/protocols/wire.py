@@ -24,7 +24,7 @@ class Translated:
     pipeline writing JSON for the scorer to parse again. The body is written only when something reads it (a
     deployment process, the collector or the mirror, the last two off the request path)."""
 
-    __slots__ = ("_body", "_encode", "booleans", "content_type", "context", "payload", "request_id")
+    __slots__ = ("_body", "_encode", "booleans", "collect_as", "content_type", "context", "payload", "request_id")
 
     def __init__(
         self,
@@ -36,6 +36,7 @@ class Translated:
         payload: Any = None,
         encode: Callable[[], bytes] | None = None,
         booleans: bool = True,  # whether the payload's values may hold JSON booleans (a scorer then looks for them)
+        collect_as: str | None = None,  # the request is JSON of this protocol: collected as it came (see Collector)
     ) -> None:
         if body is None and (payload is None or encode is None):
             raise ValueError("a Translated without a body needs its payload and how to encode it")
@@ -46,6 +47,7 @@ class Translated:
         self.request_id = request_id
         self.payload = payload
         self.booleans = booleans
+        self.collect_as = collect_as
 
     @property
     def body(self) -> bytes:
