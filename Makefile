@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= $(CURDIR)/mlops-workspace
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist): each test module, and the tutorials together, run in one of them. Most tests wait
-# on processes they started, so two keep both cores busy; PYTEST_WORKERS=0 runs everything in this process.
+# Test processes (pytest-xdist) for tests/: most tests wait on processes they started, so two keep both cores busy;
+# PYTEST_WORKERS=0 runs them in this process. The tutorials run afterwards, in order, in one process (each builds
+# on the workspace the one before it left).
 PYTEST_WORKERS ?= 2
 # The JupyterLab extension: TypeScript in labextension/, built into jupyter_mlops/labextension (node + jlpm).
 LABEXT_BUILT := jupyter_mlops/labextension/package.json
@@ -71,7 +72,10 @@ docker:
 	@scripts/ensure-docker
 
 test: venv lint services chromium docker labextension-test
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || status=1; \
+	$(BIN)/python -m pytest notebooks --nbval-lax $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 lab: venv
 	MLOPS_WORKSPACE=$(WORKSPACE) $(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ALLOW_ROOT)

@@ -71,10 +71,7 @@ def model_name() -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n` (pytest-xdist, `--dist loadgroup`) a module runs on one worker, so its module-scoped
-    endpoints, servers and Labs start once; the tutorials share one worker too, in order, since each builds on
-    the workspace the one before it left."""
+    """Under `pytest -n` (pytest-xdist, `--dist loadgroup`) the tests of a module are marked to run in one
+    process, so that its module-scoped endpoints, servers and Labs start once."""
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = "tutorials" if path.startswith("notebooks/") else path
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
